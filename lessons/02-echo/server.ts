@@ -1,0 +1,66 @@
+/**
+ * Lesson 02 server: an iterative echo server.
+ *
+ * It serves one client at a time: it reads whatever arrives, writes the same
+ * bytes back, and when the client half-closes (EOF) it closes the connection
+ * and accepts the next client. A second client waits until the first is done
+ * (lesson 08 fixes that).
+ */
+import {
+  closeQuietly,
+  describeNetError,
+  formatAddr,
+  listen,
+  parseFlags,
+  readChunks,
+  runMain,
+  writeAll,
+} from "../../lib/mod.ts";
+
+await runMain(async () => {
+  const flags = parseFlags(Deno.args, {
+    lesson: 2,
+    role: "server",
+    summary: "Echoes every byte back to each client, one client at a time.",
+    flags: {
+      "idle-timeout": {
+        type: "number",
+        description: "close a client that sends nothing for this many seconds",
+        default: 60,
+        min: 1,
+        value: "SECONDS",
+      },
+    },
+  });
+  const listener = listen({ host: flags.host, port: flags.port, lesson: 2 });
+
+  // The accept loop: one client at a time, forever (Ctrl-C stops the server).
+  for await (const conn of listener) {
+    // `await` here means the next client is not accepted until this one is done.
+    await echo(conn, flags["idle-timeout"] * 1000);
+  }
+});
+
+async function echo(conn: Deno.TcpConn, idleTimeoutMs: number) {
+  const peer = formatAddr(conn.remoteAddr);
+  console.log(`connection from ${peer}`);
+  let echoed = 0;
+  try {
+    // The read loop: each chunk is whatever has arrived so far. `readChunks`
+    // ends when `read` returns null: EOF, the client will send nothing more.
+    for await (const chunk of readChunks(conn, { idleTimeoutMs, what: "the client" })) {
+      // One `write` may send only part of the chunk; writeAll loops until it is all sent.
+      await writeAll(conn, chunk);
+      echoed += chunk.length;
+    }
+    console.log(`echoed ${echoed} bytes to ${peer}`);
+  } catch (error) {
+    // A misbehaving client ends its own connection, never the server.
+    const reason = describeNetError(error);
+    if (reason === undefined) throw error;
+    console.log(`connection from ${peer} failed after ${echoed} bytes: ${reason}`);
+  } finally {
+    closeQuietly(conn);
+    console.log(`closed connection from ${peer}`);
+  }
+}

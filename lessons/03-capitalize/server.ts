@@ -1,0 +1,78 @@
+/**
+ * Lesson 03 server: bytes are not text.
+ *
+ * It uppercases UTF-8 text as it streams in: each chunk is decoded, uppercased
+ * and sent back as soon as it arrives. A chunk may end in the middle of a
+ * character (🌮 is 4 bytes); the streaming decoder keeps those bytes until the
+ * rest arrives. Bytes that are not UTF-8 get a one-line error reply.
+ */
+import {
+  closeQuietly,
+  describeNetError,
+  formatAddr,
+  listen,
+  parseFlags,
+  readChunks,
+  runMain,
+  utf8Encode,
+  Utf8Error,
+  Utf8StreamDecoder,
+  writeAll,
+} from "../../lib/mod.ts";
+
+await runMain(async () => {
+  const flags = parseFlags(Deno.args, {
+    lesson: 3,
+    role: "server",
+    summary: "Uppercases the UTF-8 text each client sends, as it arrives.",
+    flags: {
+      "idle-timeout": {
+        type: "number",
+        description: "close a client that sends nothing for this many seconds",
+        default: 60,
+        min: 1,
+        value: "SECONDS",
+      },
+    },
+  });
+  const listener = listen({ host: flags.host, port: flags.port, lesson: 3 });
+  for await (const conn of listener) {
+    await capitalize(conn, flags["idle-timeout"] * 1000);
+  }
+});
+
+async function capitalize(conn: Deno.TcpConn, idleTimeoutMs: number) {
+  const peer = formatAddr(conn.remoteAddr);
+  console.log(`connection from ${peer}`);
+  const decoder = new Utf8StreamDecoder("the text you sent");
+  let bytesIn = 0;
+  let bytesOut = 0;
+  // Uppercase some text and send it; returns how many bytes that was.
+  const reply = async (text: string) => {
+    const bytes = utf8Encode(text.toUpperCase());
+    await writeAll(conn, bytes);
+    bytesOut += bytes.length;
+  };
+  try {
+    for await (const chunk of readChunks(conn, { idleTimeoutMs, what: "the client" })) {
+      bytesIn += chunk.length;
+      // Answer each chunk at once: a client that waits for a reply without
+      // half-closing gets one. (An incomplete character waits in the decoder.)
+      await reply(decoder.decode(chunk));
+    }
+    await reply(decoder.end()); // throws if the text ended mid-character
+    console.log(`capitalized ${bytesIn} bytes into ${bytesOut} bytes for ${peer}`);
+  } catch (error) {
+    if (error instanceof Utf8Error) {
+      console.log(`${peer} sent bytes that are not UTF-8: replied with an error`);
+      await writeAll(conn, utf8Encode(`error: ${error.message}\n`)).catch(() => {});
+    } else {
+      const reason = describeNetError(error);
+      if (reason === undefined) throw error;
+      console.log(`connection from ${peer} failed: ${reason}`);
+    }
+  } finally {
+    closeQuietly(conn);
+    console.log(`closed connection from ${peer}`);
+  }
+}

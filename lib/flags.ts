@@ -1,0 +1,243 @@
+/**
+ * Command-line flags, the same way in every lesson.
+ *
+ * Every server and client takes `--host`, `--port` and `--help`; a lesson adds
+ * its own flags by describing them. Parsing is done by `parseArgs` from
+ * `@std/cli`; this module adds what a course needs on top: each lesson's own
+ * default port (65400 + lesson number), validation with a clear one-line
+ * error, a generated `--help`, and ignoring a leading `--` (so
+ * `deno task lesson02-client -- --port 5` works).
+ *
+ * @module
+ */
+
+import { parseArgs } from "@std/cli/parse-args";
+import { UsageError } from "./errors.ts";
+
+/** The first lesson port: lesson NN listens on `BASE_PORT + NN` by default. */
+export const BASE_PORT = 65400;
+
+/** Describes one lesson-specific flag. */
+export type FlagSpec =
+  | { type: "string"; description: string; default?: string; value?: string }
+  | {
+    type: "number";
+    description: string;
+    default?: number;
+    value?: string;
+    /** smallest accepted value (default 0) */
+    min?: number;
+    /** largest accepted value */
+    max?: number;
+    /** accept only whole numbers (default true) */
+    integer?: boolean;
+  }
+  | { type: "boolean"; description: string }
+  | { type: "list"; description: string; value?: string };
+
+/** The type of value a {@linkcode FlagSpec} produces. */
+export type FlagValue<S> = S extends { type: "boolean" } ? boolean
+  : S extends { type: "list" } ? string[]
+  : S extends { type: "number"; default: number } ? number
+  : S extends { type: "number" } ? number | undefined
+  : S extends { type: "string"; default: string } ? string
+  : string | undefined;
+
+/** What {@linkcode parseFlags} returns: host, port, positionals and each lesson flag. */
+export type Flags<F extends Record<string, FlagSpec>> =
+  & { host: string; port: number; positionals: string[] }
+  & { [K in keyof F]: FlagValue<F[K]> };
+
+/** Describes a lesson program for {@linkcode parseFlags}. */
+export interface ProgramSpec<F extends Record<string, FlagSpec>> {
+  /** The lesson number, e.g. 2; sets the default port and the task name. */
+  lesson: number;
+  /** Which side this program is. */
+  role: "server" | "client";
+  /** One or two sentences for `--help`. */
+  summary: string;
+  /** The lesson's own flags, by name without the dashes. */
+  flags?: F;
+  /** If the program takes positional arguments, their usage, e.g. "COMMAND [ARGS...]". */
+  positionals?: string;
+  /** Extra text for the end of `--help` (examples). */
+  epilog?: string;
+}
+
+/**
+ * The task name of a lesson program, e.g. `lesson02-client`.
+ *
+ * @example
+ * ```ts
+ * import { taskName } from "./flags.ts";
+ * taskName(2, "client"); // "lesson02-client"
+ * ```
+ */
+export function taskName(lesson: number, role: "server" | "client"): string {
+  return `lesson${String(lesson).padStart(2, "0")}-${role}`;
+}
+
+/**
+ * The default port of a lesson (65400 + its number).
+ *
+ * @example
+ * ```ts
+ * import { defaultPort } from "./flags.ts";
+ * defaultPort(2); // 65402
+ * ```
+ */
+export function defaultPort(lesson: number): number {
+  return BASE_PORT + lesson;
+}
+
+/**
+ * Builds the `--help` text of a lesson program.
+ *
+ * @example
+ * ```ts
+ * import { usage } from "./flags.ts";
+ * console.log(usage({ lesson: 2, role: "client", summary: "Sends a message." }));
+ * ```
+ */
+export function usage<F extends Record<string, FlagSpec>>(spec: ProgramSpec<F>): string {
+  const hostHelp = spec.role === "server"
+    ? "address to listen on (default 127.0.0.1)"
+    : "server address to connect to (default 127.0.0.1)";
+  const portHelp = spec.role === "server"
+    ? `port to listen on, 0 picks a free one (default ${defaultPort(spec.lesson)})`
+    : `server port (default ${defaultPort(spec.lesson)})`;
+  const rows: [string, string][] = [["--host HOST", hostHelp], ["--port PORT", portHelp]];
+  for (const [name, flag] of Object.entries(spec.flags ?? {})) {
+    const value = flag.type === "boolean" ? "" : ` ${flag.value ?? name.toUpperCase()}`;
+    const dflt = "default" in flag && flag.default !== undefined
+      ? ` (default ${
+        typeof flag.default === "string" ? JSON.stringify(flag.default) : flag.default
+      })`
+      : "";
+    const repeat = flag.type === "list" ? " (repeatable)" : "";
+    rows.push([`--${name}${value}`, `${flag.description}${repeat}${dflt}`]);
+  }
+  rows.push(["--help", "show this help and exit"]);
+  const width = Math.max(...rows.map(([left]) => left.length)) + 2;
+  const positionals = spec.positionals ? ` ${spec.positionals}` : "";
+  return [
+    `Usage: deno task ${taskName(spec.lesson, spec.role)} [OPTIONS]${positionals}`,
+    "",
+    spec.summary,
+    "",
+    "Options:",
+    ...rows.map(([left, right]) => `  ${left.padEnd(width)}${right}`),
+    ...(spec.epilog ? ["", spec.epilog] : []),
+  ].join("\n");
+}
+
+function parseNumber(name: string, raw: string, spec: FlagSpec & { type: "number" }): number {
+  const min = spec.min ?? 0;
+  const max = spec.max ?? Number.MAX_SAFE_INTEGER;
+  const integer = spec.integer ?? true;
+  const value = raw.trim() === "" ? NaN : Number(raw);
+  if (
+    !Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max
+  ) {
+    const kind = integer ? "a whole number" : "a number";
+    const range = spec.max === undefined ? `of at least ${min}` : `from ${min} to ${max}`;
+    throw new UsageError(`--${name} must be ${kind} ${range}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+/**
+ * Parses a lesson program's arguments. `--help` prints the usage and exits 0;
+ * an unknown flag or a bad value throws a {@linkcode UsageError} whose message
+ * names the flag (run the program under `runMain` to print it as one line).
+ *
+ * @example
+ * ```ts
+ * import { parseFlags } from "./flags.ts";
+ * const flags = parseFlags(["--", "--port", "0", "--message", "hi"], {
+ *   lesson: 2,
+ *   role: "client",
+ *   summary: "Sends a message and prints the echo.",
+ *   flags: { message: { type: "string", description: "text to send", default: "Hello, world" } },
+ * });
+ * flags.port; // 0
+ * flags.message; // "hi"
+ * ```
+ */
+export function parseFlags<F extends Record<string, FlagSpec> = Record<never, FlagSpec>>(
+  args: string[],
+  spec: ProgramSpec<F>,
+): Flags<F> {
+  // `deno task NAME -- --port 5` passes the `--` through; it means nothing here.
+  if (args[0] === "--") args = args.slice(1);
+  const flagSpecs: Record<string, FlagSpec> = spec.flags ?? {};
+  const unknown: string[] = [];
+  const parsed = parseArgs(args, {
+    string: [
+      "host",
+      "port",
+      ...Object.keys(flagSpecs).filter((name) => flagSpecs[name].type !== "boolean"),
+    ],
+    boolean: ["help", ...Object.keys(flagSpecs).filter((n) => flagSpecs[n].type === "boolean")],
+    collect: Object.keys(flagSpecs).filter((name) => flagSpecs[name].type === "list"),
+    unknown: (arg: string) => {
+      if (arg.startsWith("-")) unknown.push(arg);
+      return true;
+    },
+  }) as Record<string, unknown> & { _: (string | number)[] };
+
+  if (parsed.help) {
+    console.log(usage(spec));
+    Deno.exit(0);
+  }
+  if (unknown.length > 0) {
+    const name = unknown[0].split("=")[0];
+    throw new UsageError(`unknown option ${name} (see --help)`);
+  }
+  const positionals = parsed._.map(String);
+  if (!spec.positionals && positionals.length > 0) {
+    throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])} (see --help)`);
+  }
+
+  const result: Record<string, unknown> = { positionals };
+  const host = parsed.host === undefined ? "127.0.0.1" : lastValue("host", parsed.host);
+  if (host === "") throw new UsageError("--host needs an address, e.g. --host 127.0.0.1");
+  result.host = host;
+  result.port = parsed.port === undefined
+    ? defaultPort(spec.lesson)
+    : parseNumber("port", lastValue("port", parsed.port), {
+      type: "number",
+      description: "",
+      min: 0,
+      max: 65535,
+    });
+
+  for (const [name, flag] of Object.entries(flagSpecs)) {
+    const raw = parsed[name];
+    if (flag.type === "boolean") {
+      result[name] = raw === true;
+    } else if (flag.type === "list") {
+      result[name] = (raw as unknown[] | undefined ?? []).map((v) => checkValue(name, v));
+    } else if (raw === undefined) {
+      result[name] = flag.default;
+    } else if (flag.type === "number") {
+      result[name] = parseNumber(name, lastValue(name, raw), flag);
+    } else {
+      result[name] = lastValue(name, raw);
+    }
+  }
+  return result as Flags<F>;
+}
+
+/** A flag given twice keeps its last value, as most command-line tools do. */
+function lastValue(name: string, raw: unknown): string {
+  return checkValue(name, Array.isArray(raw) ? raw.at(-1) : raw);
+}
+
+function checkValue(name: string, raw: unknown): string {
+  // parseArgs gives "" for a string flag at the end of the line with no value.
+  if (typeof raw !== "string" || raw === "") {
+    throw new UsageError(`--${name} needs a value (see --help)`);
+  }
+  return raw;
+}

@@ -1,0 +1,163 @@
+/**
+ * Bytes and text.
+ *
+ * A socket carries bytes, never strings. Every lesson that shows text has to
+ * turn strings into bytes (UTF-8 encoding) and bytes back into strings (UTF-8
+ * decoding). The catch: a read can end in the middle of a character (🌮 is
+ * four bytes and may arrive as 1 + 3), and a peer can send bytes that are not
+ * UTF-8 at all. This module handles both, and prints bytes so a learner can
+ * see them.
+ *
+ * @module
+ */
+
+import { LessonError } from "./errors.ts";
+
+const encoder = new TextEncoder();
+
+/**
+ * Encodes a string as UTF-8 bytes.
+ *
+ * @example
+ * ```ts
+ * import { utf8Encode } from "./text.ts";
+ * utf8Encode("é"); // Uint8Array [0xc3, 0xa9]: one character, two bytes
+ * ```
+ */
+export function utf8Encode(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+/** Thrown when bytes that should be UTF-8 are not. */
+export class Utf8Error extends LessonError {
+  /**
+   * Creates the error.
+   *
+   * @param where what was being decoded, e.g. "the request"
+   */
+  constructor(where = "the input") {
+    super(`${where} is not valid UTF-8 text`);
+    this.name = "Utf8Error";
+  }
+}
+
+/**
+ * Decodes a complete UTF-8 message. Throws {@linkcode Utf8Error} for invalid
+ * bytes, instead of silently replacing them with "�".
+ *
+ * @param where what is being decoded, used in the error message
+ * @example
+ * ```ts
+ * import { utf8Decode } from "./text.ts";
+ * utf8Decode(new Uint8Array([0x68, 0x69])); // "hi"
+ * ```
+ */
+export function utf8Decode(bytes: Uint8Array, where = "the input"): string {
+  const decoder = new Utf8StreamDecoder(where);
+  return decoder.decode(bytes) + decoder.end();
+}
+
+/**
+ * Decodes UTF-8 that arrives in pieces. When a chunk ends part-way through a
+ * character, the first bytes are kept until the rest arrives.
+ *
+ * @example
+ * ```ts
+ * import { Utf8StreamDecoder } from "./text.ts";
+ * const taco = new Uint8Array([0xf0, 0x9f, 0x8c, 0xae]); // 🌮
+ * const decoder = new Utf8StreamDecoder();
+ * decoder.decode(taco.subarray(0, 1)); // "" (waiting for the rest)
+ * decoder.decode(taco.subarray(1)); // "🌮"
+ * decoder.end(); // "" (nothing left over)
+ * ```
+ */
+export class Utf8StreamDecoder {
+  #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  #where: string;
+
+  /**
+   * Creates a decoder with nothing buffered.
+   *
+   * @param where what is being decoded, used in the error message
+   */
+  constructor(where = "the input") {
+    this.#where = where;
+  }
+
+  /** Decodes one chunk; returns the complete characters it finished. */
+  decode(chunk: Uint8Array): string {
+    try {
+      return this.#decoder.decode(chunk, { stream: true });
+    } catch {
+      throw new Utf8Error(this.#where);
+    }
+  }
+
+  /** Call at end of stream: throws if it ended part-way through a character. */
+  end(): string {
+    try {
+      return this.#decoder.decode();
+    } catch {
+      throw new Utf8Error(this.#where);
+    }
+  }
+}
+
+/**
+ * Counts characters the way a person does: by Unicode code point, so 🌮 is one
+ * character (JavaScript's `"🌮".length` is 2, because strings count UTF-16 units).
+ *
+ * @example
+ * ```ts
+ * import { countCharacters } from "./text.ts";
+ * countCharacters("🌮"); // 1
+ * ```
+ */
+export function countCharacters(text: string): number {
+  let count = 0;
+  for (const _ of text) count++;
+  return count;
+}
+
+/**
+ * Quotes text for display, like Python's `repr`: `Hello` becomes `"Hello"`,
+ * a newline becomes `\n`, so invisible characters become visible.
+ *
+ * @example
+ * ```ts
+ * import { quote } from "./text.ts";
+ * quote("hi\n"); // "\"hi\\n\""
+ * ```
+ */
+export function quote(text: string): string {
+  return JSON.stringify(text);
+}
+
+/**
+ * Formats bytes as a classic hex dump: offset, 16 bytes in hex, and the
+ * printable ASCII characters (others shown as `.`).
+ *
+ * @example
+ * ```ts
+ * import { hexdump } from "./text.ts";
+ * hexdump(new TextEncoder().encode("Hi\n"));
+ * // "00000000  48 69 0a                                          |Hi.|"
+ * ```
+ */
+export function hexdump(bytes: Uint8Array): string {
+  const lines: string[] = [];
+  for (let offset = 0; offset < bytes.length; offset += 16) {
+    const row = bytes.subarray(offset, offset + 16);
+    const hex = Array.from(row, (b) => b.toString(16).padStart(2, "0"));
+    const left = hex.slice(0, 8).join(" ");
+    const right = hex.slice(8).join(" ");
+    const ascii = Array.from(row, (b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : "."))
+      .join("");
+    lines.push(
+      `${offset.toString(16).padStart(8, "0")}  ${left.padEnd(23)}  ${
+        right.padEnd(23)
+      }  |${ascii}|`,
+    );
+  }
+  return lines.join("\n");
+}
