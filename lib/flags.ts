@@ -170,6 +170,8 @@ export function parseFlags<F extends Record<string, FlagSpec> = Record<never, Fl
 ): Flags<F> {
   // `deno task NAME -- --port 5` passes the `--` through; it means nothing here.
   if (args[0] === "--") args = args.slice(1);
+  // `--port -1` should say "-1 is out of range", not "unknown option -1".
+  args = joinNegativeNumbers(args);
   const flagSpecs: Record<string, FlagSpec> = spec.flags ?? {};
   const unknown: string[] = [];
   const parsed = parseArgs(args, {
@@ -227,6 +229,22 @@ export function parseFlags<F extends Record<string, FlagSpec> = Record<never, Fl
     }
   }
   return result as Flags<F>;
+}
+
+/**
+ * Rewrites `--name -5` as `--name=-5` and `--name ""` as `--name=`, so parseArgs
+ * reads them as (bad) values to report, not as another flag or a positional.
+ */
+function joinNegativeNumbers(args: string[]): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (/^--[^=]+$/.test(args[i]) && /^(-\d|$)/.test(args[i + 1] ?? "-")) {
+      joined.push(`${args[i]}=${args[++i]}`);
+    } else {
+      joined.push(args[i]);
+    }
+  }
+  return joined;
 }
 
 /** A flag given twice keeps its last value, as most command-line tools do. */

@@ -45,7 +45,11 @@ await runMain(async () => {
 });
 
 function describe(text: string, bytes: Uint8Array): string {
-  return `${bytes.length} bytes, ${countCharacters(text)} characters`;
+  return `${plural(bytes.length, "byte")}, ${plural(countCharacters(text), "character")}`;
+}
+
+function plural(count: number, word: string): string {
+  return `${count} ${word}${count === 1 ? "" : "s"}`;
 }
 
 /** Asks on a terminal, otherwise reads standard input (e.g. a pipe). */

@@ -1,0 +1,51 @@
+/** Small helpers shared by the lesson tests. */
+import { readAll, readWithTimeout } from "../lib/io.ts";
+import { closeQuietly } from "../lib/net.ts";
+
+export { closedPort, LessonServer, runTask } from "../tools/lesson_process.ts";
+
+/** Connects a raw test socket to a server on loopback. */
+export function rawConnect(port: number): Promise<Deno.TcpConn> {
+  return Deno.connect({ hostname: "127.0.0.1", port });
+}
+
+/** Reads until EOF (with a time limit), for raw test sockets. */
+export function readToEnd(conn: Deno.Conn, timeoutMs = 10_000): Promise<Uint8Array> {
+  return readAll(conn, { maxBytes: 64 * 1024 * 1024, idleTimeoutMs: timeoutMs });
+}
+
+/** Reads exactly `n` bytes or fails (EOF or time limit). */
+export async function readExactly(
+  conn: Deno.Conn,
+  n: number,
+  timeoutMs = 10_000,
+): Promise<Uint8Array> {
+  const out = new Uint8Array(n);
+  let got = 0;
+  while (got < n) {
+    const count = await readWithTimeout(conn, out.subarray(got), timeoutMs, "the server");
+    if (count === null) throw new Error(`EOF after ${got} of ${n} bytes`);
+    got += count;
+  }
+  return out;
+}
+
+/** Closes a raw socket, ignoring "already closed". */
+export function closeRaw(conn: Deno.Conn): void {
+  closeQuietly(conn);
+}
+
+/** `size` random bytes. */
+export function randomBytes(size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
+  return bytes;
+}
+
+/** Waits `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export const encode = (text: string): Uint8Array => new TextEncoder().encode(text);
+export const decode = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);

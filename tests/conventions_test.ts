@@ -1,0 +1,89 @@
+/**
+ * What every lesson program promises (DEVELOPERS.md "Conventions"), checked
+ * for every lessonNN-server / lessonNN-client task in deno.json.
+ */
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { closedPort, LessonServer, runTask } from "./_helpers.ts";
+
+const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+const lessonTasks = Object.keys(config.tasks).filter((name) =>
+  /^lesson\d\d-(server|client)$/.test(name)
+);
+const servers = lessonTasks.filter((name) => name.endsWith("-server"));
+const clients = lessonTasks.filter((name) => name.endsWith("-client"));
+
+/** Arguments a client needs besides --port to make one request. */
+const CLIENT_ARGS: Record<string, string[]> = {
+  "lesson03-client": ["--message", "hi"],
+};
+
+function assertNoStackTrace(stderr: string) {
+  assert(!/^\s+at /m.test(stderr), `stack trace in stderr:\n${stderr}`);
+  assert(!stderr.includes("error: Uncaught"), `uncaught error in stderr:\n${stderr}`);
+}
+
+Deno.test("every lesson task has a description and no -A", () => {
+  for (const name of lessonTasks) {
+    const task = config.tasks[name];
+    assert(typeof task.description === "string" && task.description.length > 10, name);
+    assert(!/\s(-A|--allow-all)\b/.test(task.command), `${name} must not use -A`);
+  }
+});
+
+for (const task of [...servers, ...clients]) {
+  const lesson = Number(task.slice(6, 8));
+  const role = task.endsWith("server") ? "server" : "client";
+  Deno.test(`${task} follows the conventions`, async (t) => {
+    await t.step("--help prints usage and exits 0", async () => {
+      const result = await runTask(task, ["--help"]);
+      assertEquals(result.code, 0);
+      assertStringIncludes(result.stdout, `Usage: deno task ${task}`);
+      assertStringIncludes(result.stdout, `(default ${65400 + lesson})`);
+    });
+    await t.step("a leading -- is ignored", async () => {
+      const result = await runTask(task, ["--", "--help"]);
+      assertEquals(result.code, 0);
+      assertStringIncludes(result.stdout, "Usage:");
+    });
+    await t.step("an invalid port is a one-line error, exit 2", async () => {
+      const result = await runTask(task, ["--port", "70000"]);
+      assertEquals(result.code, 2);
+      assertEquals(result.stderr, '--port must be a whole number from 0 to 65535, got "70000"\n');
+    });
+    await t.step("an unknown option is a one-line error, exit 2", async () => {
+      const result = await runTask(task, ["--colour", "red"]);
+      assertEquals(result.code, 2);
+      assertEquals(result.stderr, "unknown option --colour (see --help)\n");
+    });
+    if (role === "server") {
+      await t.step("a port in use is a one-line error, exit 1", async () => {
+        await using first = await LessonServer.start(task);
+        const result = await runTask(task, ["--port", String(first.port)]);
+        assertEquals(result.code, 1);
+        assertEquals(
+          result.stderr,
+          `port ${first.port} is already in use: is another server running? stop it, or try --port 0\n`,
+        );
+        assertNoStackTrace(result.stderr);
+      });
+      await t.step("--port 0 listens on 127.0.0.1 and prints the real port", async () => {
+        await using server = await LessonServer.start(task);
+        assertEquals(server.host, "127.0.0.1");
+        assert(server.port > 0);
+        assertMatch(server.lines[0], /^listening on 127\.0\.0\.1:\d+$/);
+      });
+    } else {
+      await t.step("no server: connection refused, one line, exit 1", async () => {
+        const port = closedPort();
+        const result = await runTask(task, [...(CLIENT_ARGS[task] ?? []), "--port", String(port)]);
+        assertEquals(result.code, 1);
+        assertEquals(result.stdout, "");
+        assertEquals(
+          result.stderr,
+          `could not connect to 127.0.0.1:${port}: connection refused: is the server running? ` +
+            `start it with: deno task lesson${task.slice(6, 8)}-server\n`,
+        );
+      });
+    }
+  });
+}

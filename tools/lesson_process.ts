@@ -1,0 +1,270 @@
+/**
+ * Runs a lesson's server and client as real processes, for the tests and the tour.
+ *
+ * The command of each program is read from its task in `deno.json`, so a test
+ * runs it with exactly the permissions a learner's `deno task` has. Servers
+ * start on `--port 0` and we read the real port from their `listening on
+ * HOST:PORT` line. Every wait has a time limit, and every process is killed
+ * and awaited, whatever happens.
+ *
+ * @module
+ */
+
+const ROOT = new URL("../", import.meta.url);
+
+/** The output of a finished program. */
+export interface RunResult {
+  /** Exit code (a killed process reports a non-zero code). */
+  code: number;
+  /** Everything printed on stdout. */
+  stdout: string;
+  /** Everything printed on stderr. */
+  stderr: string;
+  /** True if we had to kill it because it ran past its time limit. */
+  timedOut: boolean;
+}
+
+let tasksCache: Record<string, string> | undefined;
+
+/** The `deno` arguments of a task, e.g. `["run", "--allow-net=…", "lessons/…/server.ts"]`. */
+export function taskArgs(task: string): string[] {
+  if (!tasksCache) {
+    const config = JSON.parse(Deno.readTextFileSync(new URL("deno.json", ROOT)));
+    tasksCache = {};
+    for (const [name, value] of Object.entries(config.tasks as Record<string, unknown>)) {
+      tasksCache[name] = typeof value === "string" ? value : (value as { command: string }).command;
+    }
+  }
+  const command = tasksCache[task];
+  if (command === undefined) throw new Error(`deno.json has no task ${task}`);
+  const words = command.split(/\s+/);
+  if (words[0] !== "deno" || words.some((w) => /[|&;<>$`"']/.test(w))) {
+    throw new Error(`task ${task} is not a plain "deno ..." command: ${command}`);
+  }
+  return words.slice(1);
+}
+
+/** The task name of a lesson program, e.g. `lesson02-server`. */
+export function lessonTask(lesson: number, role: "server" | "client"): string {
+  return `lesson${String(lesson).padStart(2, "0")}-${role}`;
+}
+
+function spawn(task: string, args: string[], stdin: boolean): Deno.ChildProcess {
+  return new Deno.Command("deno", {
+    args: [...taskArgs(task), ...args],
+    cwd: ROOT,
+    stdin: stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+}
+
+/** Collects a stream's text as it arrives, line by line. */
+class OutputCollector {
+  text = "";
+  done: Promise<void>;
+  #waiters: (() => void)[] = [];
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.done = (async () => {
+      for await (const piece of stream.pipeThrough(new TextDecoderStream())) {
+        this.text += piece;
+        for (const wake of this.#waiters.splice(0)) wake();
+      }
+      for (const wake of this.#waiters.splice(0)) wake();
+    })();
+  }
+
+  get lines(): string[] {
+    return this.text.split("\n").filter((line, i, all) => line !== "" || i < all.length - 1);
+  }
+
+  /** Waits until `test(text)` holds, the stream ends, or `timeoutMs` passes. */
+  async waitFor(test: (text: string) => boolean, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    let ended = false;
+    this.done.then(() => ended = true);
+    while (!test(this.text)) {
+      if (ended || Date.now() >= deadline) return test(this.text);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.#waiters.push(resolve)),
+        this.done,
+        new Promise<void>((resolve) => timer = setTimeout(resolve, deadline - Date.now())),
+      ]);
+      clearTimeout(timer);
+    }
+    return true;
+  }
+}
+
+/**
+ * Runs a lesson client (or any task) to completion, with a time limit.
+ *
+ * @param task e.g. `lesson02-client`
+ * @param args extra arguments, e.g. `["--port", "40123"]`
+ */
+export async function runTask(
+  task: string,
+  args: string[],
+  options: { stdin?: string | Uint8Array; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  const child = spawn(task, args, options.stdin !== undefined);
+  const stdout = new OutputCollector(child.stdout);
+  const stderr = new OutputCollector(child.stderr);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    killQuietly(child, "SIGKILL");
+  }, options.timeoutMs ?? 20_000);
+  try {
+    if (options.stdin !== undefined) {
+      const writer = child.stdin.getWriter();
+      const data = typeof options.stdin === "string"
+        ? new TextEncoder().encode(options.stdin)
+        : options.stdin;
+      await writer.write(data).catch(() => {});
+      await writer.close().catch(() => {});
+    }
+    const status = await child.status;
+    await Promise.all([stdout.done, stderr.done]);
+    return { code: status.code, stdout: stdout.text, stderr: stderr.text, timedOut };
+  } finally {
+    clearTimeout(timer);
+    killQuietly(child, "SIGKILL");
+    await child.status;
+  }
+}
+
+function killQuietly(child: Deno.ChildProcess, signal: Deno.Signal) {
+  try {
+    child.kill(signal);
+  } catch {
+    // already exited
+  }
+}
+
+/**
+ * A lesson server running as a child process. Start it with
+ * {@linkcode LessonServer.start}; always end it with `stop()` (or `await using`).
+ */
+export class LessonServer implements AsyncDisposable {
+  /** The port it listens on (read from its `listening on` line). */
+  port = 0;
+  /** The host it listens on. */
+  host = "";
+  #child: Deno.ChildProcess;
+  #stdout: OutputCollector;
+  #stderr: OutputCollector;
+  #result: RunResult | undefined;
+
+  private constructor(child: Deno.ChildProcess) {
+    this.#child = child;
+    this.#stdout = new OutputCollector(child.stdout);
+    this.#stderr = new OutputCollector(child.stderr);
+  }
+
+  /**
+   * Starts `task` with `--port 0` (plus `args`) and waits up to `timeoutMs`
+   * for its `listening on HOST:PORT` line.
+   */
+  static async start(
+    task: string,
+    args: string[] = [],
+    timeoutMs = 20_000,
+  ): Promise<LessonServer> {
+    const server = new LessonServer(spawn(task, ["--port", "0", ...args], false));
+    const ready = await server.#stdout.waitFor(
+      (text) => /^listening on .*\n/m.test(text),
+      timeoutMs,
+    );
+    if (!ready) {
+      const result = await server.stop();
+      throw new Error(
+        `${task} did not print "listening on" within ${timeoutMs} ms\n` +
+          `stdout: ${result.stdout}\nstderr: ${result.stderr}`,
+      );
+    }
+    const match = server.#stdout.text.match(/^listening on (.*):(\d+)$/m)!;
+    server.host = match[1].replace(/^\[(.*)\]$/, "$1");
+    server.port = Number(match[2]);
+    return server;
+  }
+
+  /** What the server has printed on stdout so far, as lines. */
+  get lines(): string[] {
+    return this.#stdout.lines;
+  }
+
+  /** What the server has printed on stderr so far. */
+  get stderr(): string {
+    return this.#stderr.text;
+  }
+
+  /** Waits up to `timeoutMs` for a stdout line matching `pattern`; returns whether one came. */
+  waitForLine(pattern: RegExp | string, timeoutMs = 10_000): Promise<boolean> {
+    const test = (line: string) =>
+      typeof pattern === "string" ? line === pattern : pattern.test(line);
+    return this.#stdout.waitFor(() => this.lines.some(test), timeoutMs);
+  }
+
+  /** Waits up to `timeoutMs` until stdout has at least `count` lines. */
+  waitForLineCount(count: number, timeoutMs = 10_000): Promise<boolean> {
+    return this.#stdout.waitFor(() => this.lines.length >= count, timeoutMs);
+  }
+
+  /** Waits until stdout has been quiet for `quietMs` (at most `timeoutMs` in all). */
+  async waitForQuiet(quietMs = 300, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let seen = -1;
+    while (seen !== this.#stdout.text.length && Date.now() < deadline) {
+      seen = this.#stdout.text.length;
+      await new Promise((resolve) => setTimeout(resolve, quietMs));
+    }
+  }
+
+  /** Waits up to `timeoutMs` for the server to exit on its own; returns whether it did. */
+  async waitForExit(timeoutMs = 10_000): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const exited = await Promise.race([
+      this.#child.status.then(() => true),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), timeoutMs)),
+    ]);
+    clearTimeout(timer);
+    return exited;
+  }
+
+  /**
+   * Sends `signal` (default SIGTERM), waits up to `graceMs` for the server to
+   * exit, then kills it. Returns everything it printed and its exit code.
+   */
+  async stop(signal: Deno.Signal = "SIGTERM", graceMs = 5_000): Promise<RunResult> {
+    if (this.#result) return this.#result;
+    killQuietly(this.#child, signal);
+    const timedOut = !(await this.waitForExit(graceMs));
+    if (timedOut) killQuietly(this.#child, "SIGKILL");
+    const status = await this.#child.status;
+    await Promise.all([this.#stdout.done, this.#stderr.done]);
+    this.#result = {
+      code: status.code,
+      stdout: this.#stdout.text,
+      stderr: this.#stderr.text,
+      timedOut,
+    };
+    return this.#result;
+  }
+
+  /** Stops the server (for `await using`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+/** A loopback port with nothing listening on it (for "connection refused" checks). */
+export function closedPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
