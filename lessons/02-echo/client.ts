@@ -35,18 +35,16 @@ await runMain(async () => {
   // Send and read at the same time: with a large payload the server's replies
   // fill our receive buffer while we are still sending, and if we did not read,
   // both sides would wait for each other forever.
-  const sending = (async () => {
+  const sending = async () => {
     await writeAll(conn, payload);
     // Half-close: "I have nothing more to send". The server sees EOF, and the
     // connection stays open in the other direction for the echo.
     await conn.closeWrite();
-  })();
-  const reply = await readAll(conn, {
-    maxBytes: payload.length,
-    idleTimeoutMs: 10_000,
-    what: "the echo",
-  });
-  await sending;
+  };
+  const [reply] = await Promise.all([
+    readAll(conn, { maxBytes: payload.length, idleTimeoutMs: 10_000, what: "the echo" }),
+    sending(),
+  ]);
 
   if (flags.size === undefined) {
     console.log(`Received ${quote(utf8Decode(reply, "the echo"))}`);
