@@ -9,15 +9,20 @@
  * - `net.ts`: listen and connect, with one-line errors
  * - `io.ts`: write every byte, read to EOF, with size and time limits
  * - `text.ts`: UTF-8 and hex dumps
- * - `lines.ts`: line framing
+ * - `lines.ts`: line framing (lesson 05)
+ * - `frames.ts`: length-prefixed frames (lesson 06)
+ * - `crc32.ts`, `message.ts`: the application protocol of lesson 07
  * - `errors.ts`: expected failures as one line, not a stack trace
  *
  * @module
  */
 
+export * from "./crc32.ts";
 export * from "./errors.ts";
 export * from "./flags.ts";
+export * from "./frames.ts";
 export * from "./io.ts";
 export * from "./lines.ts";
+export * from "./message.ts";
 export * from "./net.ts";
 export * from "./text.ts";

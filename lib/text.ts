@@ -161,3 +161,33 @@ export function hexdump(bytes: Uint8Array): string {
   }
   return lines.join("\n");
 }
+
+/**
+ * Makes `size` random bytes, for test payloads. (`crypto.getRandomValues`
+ * fills at most 64 KiB per call, so larger buffers are filled in slices.)
+ *
+ * @example
+ * ```ts
+ * import { randomBytes } from "./text.ts";
+ * randomBytes(16).length; // 16
+ * ```
+ */
+export function randomBytes(size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
+  return bytes;
+}
+
+/**
+ * `count` and a noun, in the singular for 1: `plural(1, "byte")` is
+ * `"1 byte"`, `plural(2, "byte")` is `"2 bytes"`.
+ *
+ * @example
+ * ```ts
+ * import { plural } from "./text.ts";
+ * plural(0, "frame"); // "0 frames"
+ * ```
+ */
+export function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}

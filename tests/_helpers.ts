@@ -2,6 +2,7 @@
 import { readAll, readWithTimeout } from "../lib/io.ts";
 import { closeQuietly } from "../lib/net.ts";
 
+export { randomBytes } from "../lib/text.ts";
 export { closedPort, LessonServer, runTask } from "../tools/lesson_process.ts";
 
 /** Connects a raw test socket to a server on loopback. */
@@ -33,13 +34,6 @@ export async function readExactly(
 /** Closes a raw socket, ignoring "already closed". */
 export function closeRaw(conn: Deno.Conn): void {
   closeQuietly(conn);
-}
-
-/** `size` random bytes. */
-export function randomBytes(size: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
-  return bytes;
 }
 
 /** Waits `ms` milliseconds. */

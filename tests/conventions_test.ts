@@ -15,6 +15,7 @@ const clients = lessonTasks.filter((name) => name.endsWith("-client"));
 /** Arguments a client needs besides --port to make one request. */
 const CLIENT_ARGS: Record<string, string[]> = {
   "lesson03-client": ["--message", "hi"],
+  "lesson07-client": ["keys"],
 };
 
 function assertNoStackTrace(stderr: string) {

@@ -8,7 +8,8 @@
  *
  * - a `lessonNN-server` block starts the server (on `--port 0`); its lines are
  *   everything the server prints until the next server block or the end of
- *   the README (a last line `^C` means: press Ctrl-C, i.e. send SIGINT);
+ *   the README (a line `^C` means: press Ctrl-C, i.e. send SIGINT, once the
+ *   clients are done; lines after it are what the server prints as it stops);
  * - a client block runs the client against that server (or, before any
  *   server, against a port where nothing listens); its lines are what it
  *   prints, stdout then stderr;
@@ -35,9 +36,9 @@ export interface CheckedBlock {
   args: string[];
   /** Text piped to standard input, if the command starts with `echo "…" |`. */
   stdin?: string;
-  /** The output lines the README shows (without a final `^C`). */
+  /** The output lines the README shows (without the `^C` line). */
   expected: string[];
-  /** True if the block ends with `^C` (the server is stopped with SIGINT). */
+  /** True if the block has a `^C` line (the server is stopped with SIGINT there). */
   interrupt: boolean;
 }
 
@@ -100,9 +101,11 @@ export function parseCheckedBlocks(markdown: string): CheckedBlock[] {
       if (rest[k] === "--port") k++;
       else if (!rest[k].startsWith("--port=")) args.push(rest[k]);
     }
-    let expected = body.slice(1);
-    const interrupt = expected.at(-1) === "^C";
-    if (interrupt) expected = expected.slice(0, -1);
+    // `^C` marks where the learner presses Ctrl-C; lines after it are what the
+    // server prints while it shuts down.
+    const interruptAt = body.indexOf("^C");
+    const interrupt = interruptAt > 0;
+    const expected = body.slice(1).filter((line) => line !== "^C");
     blocks.push({
       line: start + 1,
       command: first.slice(2),

@@ -6,6 +6,7 @@ import {
   LessonError,
   parseFlags,
   quote,
+  randomBytes,
   readAll,
   runMain,
   utf8Decode,
@@ -54,10 +55,3 @@ await runMain(async () => {
     throw new LessonError(`the echo differs: sent ${payload.length} bytes, got ${reply.length}`);
   }
 });
-
-/** `size` random bytes (getRandomValues fills at most 64 KiB per call). */
-function randomBytes(size: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
-  return bytes;
-}

@@ -7,6 +7,7 @@ import {
   countCharacters,
   LessonError,
   parseFlags,
+  plural,
   quote,
   readAll,
   runMain,
@@ -31,13 +32,17 @@ await runMain(async () => {
 
   const sent = utf8Encode(text);
   using conn = await connect({ host: flags.host, port: flags.port, lesson: 3 });
-  await writeAll(conn, sent);
-  await conn.closeWrite(); // "that is all": the server replies and closes
-  const received = await readAll(conn, {
-    maxBytes: MAX_BYTES,
-    idleTimeoutMs: 10_000,
-    what: "the reply",
-  });
+  // Send and read at the same time: the server answers each chunk as it
+  // arrives, so with a long text its replies could fill our receive buffer
+  // while we are still writing (lesson 02 explains this trap).
+  const sending = async () => {
+    await writeAll(conn, sent);
+    await conn.closeWrite(); // "that is all": the server replies and closes
+  };
+  const [received] = await Promise.all([
+    readAll(conn, { maxBytes: MAX_BYTES, idleTimeoutMs: 10_000, what: "the reply" }),
+    sending(),
+  ]);
 
   const reply = utf8Decode(received, "the reply");
   console.log(`Sent     ${quote(text)} (${describe(text, sent)})`);
@@ -46,10 +51,6 @@ await runMain(async () => {
 
 function describe(text: string, bytes: Uint8Array): string {
   return `${plural(bytes.length, "byte")}, ${plural(countCharacters(text), "character")}`;
-}
-
-function plural(count: number, word: string): string {
-  return `${count} ${word}${count === 1 ? "" : "s"}`;
 }
 
 /** Asks on a terminal, otherwise reads standard input (e.g. a pipe). */

@@ -57,7 +57,11 @@ await runMain(async () => {
       );
       await new Promise((resolve) => setTimeout(resolve, flags.hold * 1000));
     }
-    // Leaving the loop body closes `conn` (`using`). We close first, so our
-    // side of the connection goes into TIME_WAIT for a while.
+    // Say goodbye in order: half-close, then wait for the server's EOF (it
+    // closes once it sees ours). We sent the first FIN, so it is our side of
+    // the connection that stays in TIME_WAIT for a while.
+    await conn.closeWrite();
+    await lines.next();
+    // Leaving the loop body closes `conn` (`using`).
   }
 });

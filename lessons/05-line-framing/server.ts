@@ -1,0 +1,110 @@
+/**
+ * Lesson 05 server: one message per line.
+ *
+ * TCP delivers a stream of bytes: one write by the client may arrive as
+ * several reads here, and several writes as one read. So the server does not
+ * treat a read as a message; it collects bytes until a newline (LF), and each
+ * complete line is one message. It answers each line with one line: the line
+ * number and the text reversed. `/bye` gets `bye` and the connection closes.
+ *
+ * `--naive` turns framing off (each read is taken as one message) so you can
+ * watch it go wrong with the client's `--split` and `--burst`.
+ */
+import {
+  closeQuietly,
+  DEFAULT_MAX_LINE_BYTES,
+  describeNetError,
+  formatAddr,
+  LessonError,
+  listen,
+  parseFlags,
+  plural,
+  readChunks,
+  readLines,
+  runMain,
+  utf8Decode,
+  utf8Encode,
+  writeAll,
+} from "../../lib/mod.ts";
+
+await runMain(async () => {
+  const flags = parseFlags(Deno.args, {
+    lesson: 5,
+    role: "server",
+    summary: "Answers each line with its number and the text reversed; /bye closes. " +
+      "Serves many clients at once.",
+    flags: {
+      naive: { type: "boolean", description: "no framing: treat each read as one message (buggy)" },
+      "max-line": {
+        type: "number",
+        description: "longest line accepted, in bytes",
+        default: DEFAULT_MAX_LINE_BYTES,
+        min: 1,
+        value: "BYTES",
+      },
+      "idle-timeout": {
+        type: "number",
+        description: "close a client that sends nothing for this many seconds",
+        default: 300,
+        min: 1,
+        value: "SECONDS",
+      },
+    },
+  });
+  const options = {
+    maxLineBytes: flags["max-line"],
+    idleTimeoutMs: flags["idle-timeout"] * 1000,
+    what: "the client",
+  };
+  const listener = listen({ host: flags.host, port: flags.port, lesson: 5 });
+  for await (const conn of listener) {
+    // No `await`: each connection runs on its own, so clients are served at
+    // the same time (lesson 08 explains how).
+    serve(conn, flags.naive, options);
+  }
+});
+
+/** The answer to line number `n`: `3: olleH` for "Hello". */
+function answer(n: number, text: string): string {
+  // Reverse by character, not by UTF-16 unit, so 🌮 stays whole.
+  return `${n}: ${[...text].reverse().join("")}`;
+}
+
+async function serve(
+  conn: Deno.TcpConn,
+  naive: boolean,
+  options: { maxLineBytes: number; idleTimeoutMs: number; what: string },
+) {
+  const peer = formatAddr(conn.remoteAddr);
+  console.log(`connection from ${peer}`);
+  let count = 0;
+  const send = (line: string) => writeAll(conn, utf8Encode(line + "\n"));
+  try {
+    if (naive) {
+      // The bug: one read is NOT one message. Whatever this read happened to
+      // contain (half a line, or three lines) is answered as one "message".
+      for await (const chunk of readChunks(conn, options)) {
+        await send(answer(++count, utf8Decode(chunk).replace(/\r?\n$/, "")));
+      }
+    } else {
+      // Framed: readLines collects bytes until LF, whatever the reads were.
+      for await (const line of readLines(conn, options)) {
+        if (line === "/bye") {
+          await send("bye");
+          break;
+        }
+        await send(answer(++count, line));
+      }
+    }
+    console.log(`closed connection from ${peer} after ${plural(count, "message")}`);
+  } catch (error) {
+    const reason = describeNetError(error);
+    if (reason === undefined) throw error;
+    // A line over the limit (or not UTF-8): tell the client, then hang up.
+    // The rest of the stream cannot be trusted, so we do not read on.
+    if (error instanceof LessonError) await send(`error: ${reason}`).catch(() => {});
+    console.log(`closed connection from ${peer} after ${plural(count, "message")}: ${reason}`);
+  } finally {
+    closeQuietly(conn);
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Lesson 06 server: length-prefixed frames.
+ *
+ * Each message (a "frame") is a 4-byte length, big-endian ("network byte
+ * order"), followed by exactly that many bytes, which may be anything:
+ * text, images, other frames. The server answers every frame with a frame
+ * that describes it: its number, its length and its SHA-256 digest, so the
+ * client can check that every byte arrived.
+ *
+ * A header that announces more than `--max-frame` bytes gets an error frame
+ * and the connection closes at once: we never allocate or wait for the body.
+ */
+import {
+  closeQuietly,
+  DEFAULT_MAX_FRAME_BYTES,
+  describeNetError,
+  encodeFrame,
+  formatAddr,
+  listen,
+  parseFlags,
+  plural,
+  readFrames,
+  runMain,
+  utf8Encode,
+  writeAll,
+} from "../../lib/mod.ts";
+import { sha256Hex } from "./digest.ts";
+
+await runMain(async () => {
+  const flags = parseFlags(Deno.args, {
+    lesson: 6,
+    role: "server",
+    summary: "Answers each length-prefixed frame with its number, length and SHA-256.",
+    flags: {
+      "max-frame": {
+        type: "number",
+        description: "largest frame accepted, in bytes",
+        default: DEFAULT_MAX_FRAME_BYTES,
+        value: "BYTES",
+      },
+      "idle-timeout": {
+        type: "number",
+        description: "close a client that sends nothing for this many seconds",
+        default: 300,
+        min: 1,
+        value: "SECONDS",
+      },
+    },
+  });
+  const options = {
+    maxFrameBytes: flags["max-frame"],
+    idleTimeoutMs: flags["idle-timeout"] * 1000,
+    what: "the client",
+  };
+  const listener = listen({ host: flags.host, port: flags.port, lesson: 6 });
+  for await (const conn of listener) serve(conn, options);
+});
+
+async function serve(
+  conn: Deno.TcpConn,
+  options: { maxFrameBytes: number; idleTimeoutMs: number; what: string },
+) {
+  const peer = formatAddr(conn.remoteAddr);
+  console.log(`connection from ${peer}`);
+  let count = 0;
+  let bytes = 0;
+  const reply = (text: string) => writeAll(conn, encodeFrame(utf8Encode(text)));
+  try {
+    // readFrames reads the 4-byte length, then exactly that many bytes.
+    for await (const frame of readFrames(conn, options)) {
+      count++;
+      bytes += frame.length;
+      await reply(
+        `frame ${count}: ${plural(frame.length, "byte")}, sha256 ${await sha256Hex(frame)}`,
+      );
+    }
+    console.log(
+      `closed connection from ${peer} after ${plural(count, "frame")}, ${plural(bytes, "byte")}`,
+    );
+  } catch (error) {
+    const reason = describeNetError(error);
+    if (reason === undefined) throw error;
+    // Too large or cut short: say why, then hang up. After a bad length there
+    // is no way to find where the next frame starts.
+    await reply(`error: ${reason}`).catch(() => {});
+    console.log(`closed connection from ${peer} after ${plural(count, "frame")}: ${reason}`);
+  } finally {
+    closeQuietly(conn);
+  }
+}
