@@ -12,17 +12,23 @@
  * - `lines.ts`: line framing (lesson 05)
  * - `frames.ts`: length-prefixed frames (lesson 06)
  * - `crc32.ts`, `message.ts`: the application protocol of lesson 07
+ * - `connections.ts`, `log.ts`: idle timeouts without a timer per read, and a
+ *   log that cannot flood the terminal (lesson 08)
+ * - `load.ts`: the load generator of lesson 09
  * - `errors.ts`: expected failures as one line, not a stack trace
  *
  * @module
  */
 
+export * from "./connections.ts";
 export * from "./crc32.ts";
 export * from "./errors.ts";
 export * from "./flags.ts";
 export * from "./frames.ts";
 export * from "./io.ts";
 export * from "./lines.ts";
+export * from "./log.ts";
+export * from "./load.ts";
 export * from "./message.ts";
 export * from "./net.ts";
 export * from "./text.ts";
