@@ -43,6 +43,39 @@ export type FlagValue<S> = S extends { type: "boolean" } ? boolean
   : S extends { type: "string"; default: string } ? string
   : string | undefined;
 
+/**
+ * The `--idle-timeout SECONDS` flag that every server has: a client that
+ * sends nothing for this long is closed, so a silent peer cannot hold a
+ * connection (and its memory) forever.
+ *
+ * @example
+ * ```ts
+ * import { idleTimeoutFlag, parseFlags } from "./flags.ts";
+ * const flags = parseFlags([], {
+ *   lesson: 2,
+ *   role: "server",
+ *   summary: "An echo server.",
+ *   flags: { "idle-timeout": idleTimeoutFlag(60) },
+ * });
+ * flags["idle-timeout"]; // 60
+ * ```
+ */
+export function idleTimeoutFlag(seconds: number): {
+  type: "number";
+  description: string;
+  default: number;
+  min: number;
+  value: string;
+} {
+  return {
+    type: "number",
+    description: "close a client that sends nothing for this many seconds",
+    default: seconds,
+    min: 1,
+    value: "SECONDS",
+  };
+}
+
 /** What {@linkcode parseFlags} returns: host, port, positionals and each lesson flag. */
 export type Flags<F extends Record<string, FlagSpec>> =
   & { host: string; port: number; positionals: string[] }

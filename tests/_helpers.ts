@@ -43,3 +43,24 @@ export function sleep(ms: number): Promise<void> {
 
 export const encode = (text: string): Uint8Array => new TextEncoder().encode(text);
 export const decode = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
+
+/** Whole, one byte at a time, and in two pieces at every split point. */
+export function* chunkings(bytes: Uint8Array): Generator<[string, Uint8Array[]]> {
+  yield ["whole", [bytes]];
+  yield ["byte by byte", Array.from(bytes, (_, i) => bytes.subarray(i, i + 1))];
+  for (let i = 0; i <= bytes.length; i++) {
+    yield [`split at ${i}`, [bytes.subarray(0, i), bytes.subarray(i)]];
+  }
+}
+
+/** Cuts `bytes` at the given positions (modulo its length + 1). */
+export function cut(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  const pieces: Uint8Array[] = [];
+  let start = 0;
+  for (const point of [...points, bytes.length]) {
+    pieces.push(bytes.subarray(start, point));
+    start = point;
+  }
+  return pieces;
+}

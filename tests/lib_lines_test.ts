@@ -3,27 +3,7 @@ import { concat } from "@std/bytes";
 import fc from "fast-check";
 import { DEFAULT_MAX_LINE_BYTES, LineDecoder, LineTooLongError } from "../lib/lines.ts";
 import { utf8Encode, Utf8Error } from "../lib/text.ts";
-
-/** Whole, one byte at a time, and in two pieces at every split point. */
-function* chunkings(bytes: Uint8Array): Generator<[string, Uint8Array[]]> {
-  yield ["whole", [bytes]];
-  yield ["byte by byte", Array.from(bytes, (_, i) => bytes.subarray(i, i + 1))];
-  for (let i = 0; i <= bytes.length; i++) {
-    yield [`split at ${i}`, [bytes.subarray(0, i), bytes.subarray(i)]];
-  }
-}
-
-/** Cuts `bytes` at the given positions (modulo its length + 1). */
-function cut(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const pieces: Uint8Array[] = [];
-  let start = 0;
-  for (const point of [...points, bytes.length]) {
-    pieces.push(bytes.subarray(start, point));
-    start = point;
-  }
-  return pieces;
-}
+import { chunkings, cut } from "./_helpers.ts";
 
 /**
  * Decodes `pieces` as readChunks delivers them: through one reused buffer

@@ -10,6 +10,7 @@ import {
   closeQuietly,
   describeNetError,
   formatAddr,
+  idleTimeoutFlag,
   listen,
   parseFlags,
   readChunks,
@@ -23,13 +24,7 @@ await runMain(async () => {
     role: "server",
     summary: "Echoes every byte back to each client, one client at a time.",
     flags: {
-      "idle-timeout": {
-        type: "number",
-        description: "close a client that sends nothing for this many seconds",
-        default: 60,
-        min: 1,
-        value: "SECONDS",
-      },
+      "idle-timeout": idleTimeoutFlag(60),
     },
   });
   const listener = listen({ host: flags.host, port: flags.port, lesson: 2 });

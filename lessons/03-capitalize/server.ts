@@ -10,6 +10,7 @@ import {
   closeQuietly,
   describeNetError,
   formatAddr,
+  idleTimeoutFlag,
   listen,
   parseFlags,
   readChunks,
@@ -26,13 +27,7 @@ await runMain(async () => {
     role: "server",
     summary: "Uppercases the UTF-8 text each client sends, as it arrives.",
     flags: {
-      "idle-timeout": {
-        type: "number",
-        description: "close a client that sends nothing for this many seconds",
-        default: 60,
-        min: 1,
-        value: "SECONDS",
-      },
+      "idle-timeout": idleTimeoutFlag(60),
     },
   });
   const listener = listen({ host: flags.host, port: flags.port, lesson: 3 });

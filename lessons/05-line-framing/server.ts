@@ -15,6 +15,7 @@ import {
   DEFAULT_MAX_LINE_BYTES,
   describeNetError,
   formatAddr,
+  idleTimeoutFlag,
   LessonError,
   listen,
   parseFlags,
@@ -42,13 +43,7 @@ await runMain(async () => {
         min: 1,
         value: "BYTES",
       },
-      "idle-timeout": {
-        type: "number",
-        description: "close a client that sends nothing for this many seconds",
-        default: 300,
-        min: 1,
-        value: "SECONDS",
-      },
+      "idle-timeout": idleTimeoutFlag(300),
     },
   });
   const options = {

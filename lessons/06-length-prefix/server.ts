@@ -16,6 +16,7 @@ import {
   describeNetError,
   encodeFrame,
   formatAddr,
+  idleTimeoutFlag,
   listen,
   parseFlags,
   plural,
@@ -38,13 +39,7 @@ await runMain(async () => {
         default: DEFAULT_MAX_FRAME_BYTES,
         value: "BYTES",
       },
-      "idle-timeout": {
-        type: "number",
-        description: "close a client that sends nothing for this many seconds",
-        default: 300,
-        min: 1,
-        value: "SECONDS",
-      },
+      "idle-timeout": idleTimeoutFlag(300),
     },
   });
   const options = {

@@ -17,6 +17,7 @@ import {
   describeNetError,
   encodeMessage,
   formatAddr,
+  idleTimeoutFlag,
   listen,
   type Message,
   MessageType,
@@ -50,13 +51,7 @@ await runMain(async () => {
         min: 1,
         value: "N",
       },
-      "idle-timeout": {
-        type: "number",
-        description: "close a client that sends nothing for this many seconds",
-        default: 300,
-        min: 1,
-        value: "SECONDS",
-      },
+      "idle-timeout": idleTimeoutFlag(300),
     },
   });
   const listener = listen({ host: flags.host, port: flags.port, lesson: 7 });
