@@ -76,6 +76,76 @@ export function idleTimeoutFlag(seconds: number): {
   };
 }
 
+/**
+ * The `--max-connections N` flag of every server that serves many clients at
+ * once: over the limit a client is told `server busy` and closed, so a crowd
+ * cannot exhaust the server's memory or file descriptors.
+ *
+ * @example
+ * ```ts
+ * import { maxConnectionsFlag, parseFlags } from "./flags.ts";
+ * const flags = parseFlags(["--max-connections", "50"], {
+ *   lesson: 5,
+ *   role: "server",
+ *   summary: "A line server.",
+ *   flags: { "max-connections": maxConnectionsFlag(500) },
+ * });
+ * flags["max-connections"]; // 50
+ * ```
+ */
+export function maxConnectionsFlag(count: number): {
+  type: "number";
+  description: string;
+  default: number;
+  min: number;
+  value: string;
+} {
+  return {
+    type: "number",
+    description: 'serve at most this many clients at once; more get "server busy"',
+    default: count,
+    min: 1,
+    value: "N",
+  };
+}
+
+/**
+ * The `--timeout SECONDS` flag of a client: the whole answer must arrive
+ * within this time (a deadline, not a limit per read), so a server that goes
+ * silent, or sends one byte every few seconds, cannot keep the client waiting.
+ *
+ * @example
+ * ```ts
+ * import { parseFlags, timeoutFlag } from "./flags.ts";
+ * const flags = parseFlags([], {
+ *   lesson: 2,
+ *   role: "client",
+ *   summary: "An echo client.",
+ *   flags: { timeout: timeoutFlag(10) },
+ * });
+ * flags.timeout; // 10
+ * ```
+ */
+export function timeoutFlag(seconds: number): {
+  type: "number";
+  description: string;
+  default: number;
+  min: number;
+  max: number;
+  integer: false;
+  value: string;
+} {
+  return {
+    type: "number",
+    description: "give up if the whole answer has not arrived within this many seconds",
+    default: seconds,
+    min: 0.1,
+    max: 3600,
+    integer: false,
+    value: "SECONDS",
+  };
+}
+
 /** What {@linkcode parseFlags} returns: host, port, positionals and each lesson flag. */
 export type Flags<F extends Record<string, FlagSpec>> =
   & { host: string; port: number; positionals: string[] }
@@ -243,7 +313,8 @@ export function parseFlags<F extends Record<string, FlagSpec> = Record<never, Fl
     : parseNumber("port", lastValue("port", parsed.port), {
       type: "number",
       description: "",
-      min: 0,
+      // A server may ask for port 0 (any free port); a client must name a real one.
+      min: spec.role === "server" ? 0 : 1,
       max: 65535,
     });
 

@@ -53,6 +53,85 @@ export async function writeAll(conn: Pick<ByteConn, "write">, data: Uint8Array):
 }
 
 /**
+ * Writes every byte of `data`, but gives up if a write makes no progress for
+ * `timeoutMs`: the connection is closed and a {@linkcode TimeoutError} is
+ * thrown. A peer that sends but never reads fills its receive buffer and then
+ * ours, and from then on `write` waits for ever; without this limit that one
+ * peer would hold its connection (or, in a one-at-a-time server, everyone).
+ *
+ * @example
+ * ```ts ignore
+ * import { writeAllWithTimeout } from "./io.ts";
+ * await writeAllWithTimeout(conn, reply, 60_000, "the client");
+ * ```
+ */
+export async function writeAllWithTimeout(
+  conn: ByteConn,
+  data: Uint8Array,
+  timeoutMs: number,
+  what = "the peer",
+): Promise<void> {
+  let written = 0;
+  while (written < data.length) {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      closeQuietly(conn); // makes the pending write fail at once
+    }, timeoutMs);
+    try {
+      written += await conn.write(data.subarray(written));
+    } catch (error) {
+      if (timedOut) {
+        throw new TimeoutError(
+          `timed out after ${timeoutMs / 1000} s writing to ${what}: it is not reading`,
+        );
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/**
+ * Runs `work` with a deadline for all of it, not for each read: after
+ * `timeoutMs` the connection is closed (which makes any pending read or
+ * write fail) and a {@linkcode TimeoutError} says what we were waiting for.
+ * A per-read time limit alone does not stop a server that sends one byte
+ * every few seconds; a deadline does.
+ *
+ * @example
+ * ```ts ignore
+ * import { readAll, withDeadline } from "./io.ts";
+ * const reply = await withDeadline(conn, 10_000, "the echo", () =>
+ *   readAll(conn, { maxBytes: 1024, idleTimeoutMs: 10_000 }));
+ * ```
+ */
+export async function withDeadline<T>(
+  conn: { close(): void },
+  timeoutMs: number,
+  what: string,
+  work: () => Promise<T>,
+): Promise<T> {
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+    closeQuietly(conn);
+  }, timeoutMs);
+  const timeout = () => new TimeoutError(`gave up after ${timeoutMs / 1000} s waiting for ${what}`);
+  try {
+    const result = await work();
+    if (expired) throw timeout(); // `work` swallowed the error the close caused
+    return result;
+  } catch (error) {
+    if (expired) throw timeout();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * Reads once, but gives up after `timeoutMs`: the connection is closed and a
  * {@linkcode TimeoutError} is thrown. Resolves like `conn.read`.
  *

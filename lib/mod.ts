@@ -20,6 +20,7 @@
  * @module
  */
 
+export * from "./accept.ts";
 export * from "./connections.ts";
 export * from "./crc32.ts";
 export * from "./errors.ts";

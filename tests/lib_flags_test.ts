@@ -31,7 +31,7 @@ Deno.test("parseFlags", async (t) => {
       [
         "--host",
         "::1",
-        "--port=0",
+        "--port=7",
         "--message",
         "hi there",
         "--count",
@@ -48,7 +48,7 @@ Deno.test("parseFlags", async (t) => {
     );
     assertEquals(
       [flags.host, flags.port, flags.message, flags.count, flags.hold, flags.split, flags.line],
-      ["::1", 0, "hi there", 3, 0.5, true, ["a", "b"]],
+      ["::1", 7, "hi there", 3, 0.5, true, ["a", "b"]],
     );
   });
   await t.step("ignores a leading -- (as deno task passes it)", () => {
@@ -63,8 +63,16 @@ Deno.test("parseFlags", async (t) => {
       assertEquals(error.exitCode, 2);
       assertStringIncludes(error.message, "--port");
     }
-    const error = assertThrows(() => parseFlags(["--port", "70000"], spec), UsageError);
+    const server = { ...spec, role: "server" as const };
+    const error = assertThrows(() => parseFlags(["--port", "70000"], server), UsageError);
     assertEquals(error.message, '--port must be a whole number from 0 to 65535, got "70000"');
+  });
+  await t.step("a client may not use port 0 (only a server can ask for any free port)", () => {
+    const client = { ...spec, role: "client" as const };
+    const error = assertThrows(() => parseFlags(["--port", "0"], client), UsageError);
+    assertEquals(error.message, '--port must be a whole number from 1 to 65535, got "0"');
+    assertEquals(parseFlags(["--port", "0"], { ...spec, role: "server" as const }).port, 0);
+    assertEquals(parseFlags(["--port", "1"], client).port, 1);
   });
   await t.step("rejects --port with no value", () => {
     const error = assertThrows(() => parseFlags(["--port"], spec), UsageError);

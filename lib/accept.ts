@@ -1,0 +1,207 @@
+/**
+ * Accepting connections without letting one client stop the server.
+ *
+ * `for await (const conn of listener)` looks like all a server needs, but
+ * `accept` can fail, and when it throws inside that loop the whole server
+ * stops. It fails in two quite different ways:
+ *
+ * - **One connection went wrong.** A client connected and reset the
+ *   connection before we accepted it (it timed out, or closed with
+ *   `SO_LINGER` 0). Linux reports "not connected" or "connection aborted"
+ *   for that one socket. Nothing is wrong with the server: skip it and
+ *   accept the next one at once. Waiting here would let a flood of resets
+ *   stall every good client behind them.
+ * - **The server is out of file descriptors.** Every socket is a file
+ *   descriptor, and a process may only have `ulimit -n` of them (often
+ *   1,024). Then accept fails with "too many open files" until a
+ *   connection closes. Retrying at once would spin, so wait a little (a few
+ *   milliseconds, never long enough for a client to notice much), and from
+ *   now on turn clients away before the limit is reached again: running a
+ *   process right at its descriptor limit is how programs (Deno 2.9
+ *   included) crash.
+ *
+ * {@linkcode acceptConnections} does that sorting; {@linkcode ConnectionLimit}
+ * counts open connections and lowers itself when descriptors run out;
+ * {@linkcode serveEach} puts them together for the lessons that serve many
+ * clients but teach something else (lesson 08 writes its accept loop out).
+ *
+ * @module
+ */
+
+import { closeQuietly } from "./net.ts";
+
+/** How many descriptors to keep free once the system has said "too many open files". */
+const DESCRIPTOR_RESERVE = 16;
+
+/** The longest wait after "too many open files" before trying again. */
+const MAX_BACKOFF_MS = 50;
+
+/**
+ * True for errors that mean "the process or system is out of a resource"
+ * (file descriptors, buffers, memory): waiting helps, retrying at once does not.
+ *
+ * @example
+ * ```ts
+ * import { isOutOfResources } from "./accept.ts";
+ * isOutOfResources(new Error("Too many open files (os error 24)")); // true
+ * isOutOfResources(new Deno.errors.NotConnected("os error 107")); // false
+ * ```
+ */
+export function isOutOfResources(error: unknown): boolean {
+  // EMFILE (24), ENFILE (23), ENOBUFS (105), ENOMEM (12): Deno has no error
+  // class for them, only the OS message.
+  return error instanceof Error && /\(os error (24|23|105|12)\)/.test(error.message);
+}
+
+/**
+ * Counts open connections against a maximum, and lowers the maximum when the
+ * process runs out of file descriptors (see the module doc).
+ *
+ * @example
+ * ```ts
+ * import { ConnectionLimit } from "./accept.ts";
+ * const limit = new ConnectionLimit(2);
+ * limit.tryOpen(); // true
+ * limit.tryOpen(); // true
+ * limit.tryOpen(); // false: turn this client away
+ * limit.close();
+ * limit.tryOpen(); // true
+ * ```
+ */
+export class ConnectionLimit {
+  /** The most connections open at once. */
+  max: number;
+  /** How many are open now. */
+  open = 0;
+
+  /**
+   * @param max the most connections to serve at once
+   */
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  /** Takes a place for a new connection; false if the limit is reached. */
+  tryOpen(): boolean {
+    if (this.open >= this.max) return false;
+    this.open++;
+    return true;
+  }
+
+  /** Gives back the place of a connection that has closed. */
+  close(): void {
+    this.open--;
+  }
+
+  /**
+   * The system said "too many open files" with `open` connections: keep
+   * some descriptors free from now on. Returns a line for the log the first
+   * time the limit goes down, or undefined.
+   */
+  outOfDescriptors(): string | undefined {
+    const lowered = Math.max(1, this.open - DESCRIPTOR_RESERVE);
+    if (lowered >= this.max) return undefined;
+    this.max = lowered;
+    return `out of file descriptors with ${this.open} connections open: serving at most ` +
+      `${lowered} at once from now on (raise the limit with ulimit -n)`;
+  }
+}
+
+/** Options for {@linkcode acceptConnections}. */
+export interface AcceptOptions {
+  /** Lowered when descriptors run out; see {@linkcode ConnectionLimit.outOfDescriptors}. */
+  limit?: ConnectionLimit;
+  /** Told, in one line, about each accept that failed. Default: say nothing. */
+  onError?: (line: string) => void;
+}
+
+/**
+ * Yields each accepted connection until the listener is closed. A failed
+ * accept never ends the loop: a connection that broke before we took it is
+ * skipped at once, and "too many open files" waits a few milliseconds (and
+ * lowers `limit`).
+ *
+ * @example
+ * ```ts ignore
+ * import { acceptConnections } from "./accept.ts";
+ * for await (const conn of acceptConnections(listener, { onError: console.log })) {
+ *   serve(conn); // no await: serve everyone at once
+ * }
+ * ```
+ */
+export async function* acceptConnections(
+  listener: Deno.Listener<Deno.TcpConn>,
+  options: AcceptOptions = {},
+): AsyncGenerator<Deno.TcpConn> {
+  let backoffMs = 0;
+  while (true) {
+    let conn: Deno.TcpConn;
+    try {
+      conn = await listener.accept();
+    } catch (error) {
+      // The listener was closed (Ctrl-C, shutdown): the loop is over.
+      if (error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted) {
+        return;
+      }
+      const message = error instanceof Error ? error.message : String(error);
+      if (isOutOfResources(error)) {
+        const lowered = options.limit?.outOfDescriptors();
+        if (lowered) options.onError?.(lowered);
+        backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(1, backoffMs * 2));
+        await new Promise((resolve) => setTimeout(resolve, backoffMs));
+      } else {
+        // One client's connection broke before we accepted it: skip it.
+        options.onError?.(`could not accept a connection: ${message}`);
+      }
+      continue;
+    }
+    backoffMs = 0;
+    yield conn;
+  }
+}
+
+/** Options for {@linkcode serveEach}. */
+export interface ServeOptions {
+  /** The most clients served at once; more get `busyReply` and are closed. */
+  maxConnections: number;
+  /** What a client over the limit is told before it is closed (default `server busy\n`). */
+  busyReply?: Uint8Array;
+  /** Where one-line notes go (turned-away clients, failed accepts). Default: console.log. */
+  log?: (line: string) => void;
+}
+
+/**
+ * Accepts connections until the listener is closed and runs `handle` for
+ * each one WITHOUT waiting for it, so every client is served at once
+ * (lesson 08 explains how). At most `maxConnections` are open at a time; a
+ * client over the limit gets `server busy` and is closed.
+ *
+ * `handle` must deal with its connection's errors itself (a rejected promise
+ * is a bug and crashes the server with its stack trace).
+ *
+ * @example
+ * ```ts ignore
+ * import { serveEach } from "./accept.ts";
+ * await serveEach(listener, async (conn) => {
+ *   // talk to this one client, then close it
+ * }, { maxConnections: 1000 });
+ * ```
+ */
+export async function serveEach(
+  listener: Deno.Listener<Deno.TcpConn>,
+  handle: (conn: Deno.TcpConn) => Promise<void>,
+  options: ServeOptions,
+): Promise<void> {
+  const log = options.log ?? console.log;
+  const busy = options.busyReply ?? new TextEncoder().encode("server busy\n");
+  const limit = new ConnectionLimit(options.maxConnections);
+  for await (const conn of acceptConnections(listener, { limit, onError: log })) {
+    if (!limit.tryOpen()) {
+      log(`turned away a client: ${limit.open} connections open (the limit)`);
+      // A short line fits in a new socket's empty send buffer: this does not wait.
+      conn.write(busy).catch(() => {}).finally(() => closeQuietly(conn));
+      continue;
+    }
+    handle(conn).finally(() => limit.close());
+  }
+}
