@@ -1,4 +1,5 @@
 /** Small helpers shared by the lesson tests. */
+import net from "node:net";
 import { readAll, readWithTimeout } from "../lib/io.ts";
 import { closeQuietly } from "../lib/net.ts";
 
@@ -63,4 +64,20 @@ export function cut(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
     start = point;
   }
   return pieces;
+}
+
+/** Connects and resets at once (SO_LINGER 0), as a client that gave up would. */
+export function resetConnections(port: number, count: number): Promise<void> {
+  let done = 0;
+  return new Promise((resolve) => {
+    for (let i = 0; i < count; i++) {
+      const socket = net.connect(port, "127.0.0.1", () => {
+        socket.resetAndDestroy();
+        if (++done === count) resolve();
+      });
+      socket.on("error", () => {
+        if (++done === count) resolve();
+      });
+    }
+  });
 }

@@ -1,23 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
-import net from "node:net";
 import { acceptConnections, ConnectionLimit, isOutOfResources, serveEach } from "../lib/accept.ts";
-import { closeRaw, decode, rawConnect, readToEnd } from "./_helpers.ts";
-
-/** Connects and resets at once (SO_LINGER 0), as a client that gave up would. */
-export function resetConnections(port: number, count: number): Promise<void> {
-  let done = 0;
-  return new Promise((resolve) => {
-    for (let i = 0; i < count; i++) {
-      const socket = net.connect(port, "127.0.0.1", () => {
-        socket.resetAndDestroy();
-        if (++done === count) resolve();
-      });
-      socket.on("error", () => {
-        if (++done === count) resolve();
-      });
-    }
-  });
-}
+import { closeRaw, decode, rawConnect, readToEnd, resetConnections } from "./_helpers.ts";
 
 Deno.test("acceptConnections skips connections reset before accept, at once", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
