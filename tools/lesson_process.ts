@@ -49,6 +49,36 @@ export function lessonTask(lesson: number, role: "server" | "client"): string {
   return `lesson${String(lesson).padStart(2, "0")}-${role}`;
 }
 
+let cached: Promise<void> | undefined;
+
+/**
+ * Fetches every lesson's dependencies once, before the first lesson runs.
+ * On a fresh machine (an empty Deno cache) the first `deno run` of a lesson
+ * prints Deno's own `Download …` line, which is not the program's output and
+ * would make the first transcript differ from its README.
+ */
+function cacheLessons(): Promise<void> {
+  cached ??= (async () => {
+    const files: string[] = [];
+    for (const lesson of Deno.readDirSync(new URL("lessons/", ROOT))) {
+      if (!lesson.isDirectory) continue;
+      for (const file of Deno.readDirSync(new URL(`lessons/${lesson.name}/`, ROOT))) {
+        if (file.name.endsWith(".ts")) files.push(`lessons/${lesson.name}/${file.name}`);
+      }
+    }
+    const result = await new Deno.Command("deno", {
+      args: ["cache", "--quiet", ...files.sort()],
+      cwd: ROOT,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!result.success) {
+      throw new Error(`deno cache failed:\n${new TextDecoder().decode(result.stderr)}`);
+    }
+  })();
+  return cached;
+}
+
 function spawn(task: string, args: string[], stdin: boolean): Deno.ChildProcess {
   return new Deno.Command("deno", {
     args: [...taskArgs(task), ...args],
@@ -110,6 +140,7 @@ export async function runTask(
   args: string[],
   options: { stdin?: string | Uint8Array; timeoutMs?: number } = {},
 ): Promise<RunResult> {
+  await cacheLessons();
   const child = spawn(task, args, options.stdin !== undefined);
   const stdout = new OutputCollector(child.stdout);
   const stderr = new OutputCollector(child.stderr);
@@ -174,6 +205,7 @@ export class LessonServer implements AsyncDisposable {
     args: string[] = [],
     timeoutMs = 20_000,
   ): Promise<LessonServer> {
+    await cacheLessons();
     const server = new LessonServer(spawn(task, ["--port", "0", ...args], false));
     const ready = await server.#stdout.waitFor(
       (text) => /^listening on .*\n/m.test(text),
