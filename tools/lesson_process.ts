@@ -49,36 +49,6 @@ export function lessonTask(lesson: number, role: "server" | "client"): string {
   return `lesson${String(lesson).padStart(2, "0")}-${role}`;
 }
 
-let cached: Promise<void> | undefined;
-
-/**
- * Fetches every lesson's dependencies once, before the first lesson runs.
- * On a fresh machine (an empty Deno cache) the first `deno run` of a lesson
- * prints Deno's own `Download …` line, which is not the program's output and
- * would make the first transcript differ from its README.
- */
-function cacheLessons(): Promise<void> {
-  cached ??= (async () => {
-    const files: string[] = [];
-    for (const lesson of Deno.readDirSync(new URL("lessons/", ROOT))) {
-      if (!lesson.isDirectory) continue;
-      for (const file of Deno.readDirSync(new URL(`lessons/${lesson.name}/`, ROOT))) {
-        if (file.name.endsWith(".ts")) files.push(`lessons/${lesson.name}/${file.name}`);
-      }
-    }
-    const result = await new Deno.Command("deno", {
-      args: ["cache", "--quiet", ...files.sort()],
-      cwd: ROOT,
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (!result.success) {
-      throw new Error(`deno cache failed:\n${new TextDecoder().decode(result.stderr)}`);
-    }
-  })();
-  return cached;
-}
-
 function spawn(task: string, args: string[], stdin: boolean): Deno.ChildProcess {
   return new Deno.Command("deno", {
     args: [...taskArgs(task), ...args],
@@ -90,20 +60,40 @@ function spawn(task: string, args: string[], stdin: boolean): Deno.ChildProcess 
   }).spawn();
 }
 
+/**
+ * Deno's own notice that it is fetching a package (`Download https://…`),
+ * printed on stderr. It is not the program's output. Deno 2.9 prints it on
+ * every run when `deno task` was the first command on an empty cache (the
+ * tarballs are cached but not the registry metadata), so it is left out.
+ */
+const DOWNLOAD_NOTICE = /^Download https?:\/\/\S+\n/gm;
+
+/** `text` without Deno's `Download https://…` lines. */
+export function withoutDownloadNotices(text: string): string {
+  return text.replace(DOWNLOAD_NOTICE, "");
+}
+
 /** Collects a stream's text as it arrives, line by line. */
 class OutputCollector {
-  text = "";
+  #raw = "";
+  #isStderr: boolean;
   done: Promise<void>;
   #waiters: (() => void)[] = [];
 
-  constructor(stream: ReadableStream<Uint8Array>) {
+  constructor(stream: ReadableStream<Uint8Array>, isStderr = false) {
+    this.#isStderr = isStderr;
     this.done = (async () => {
       for await (const piece of stream.pipeThrough(new TextDecoderStream())) {
-        this.text += piece;
+        this.#raw += piece;
         for (const wake of this.#waiters.splice(0)) wake();
       }
       for (const wake of this.#waiters.splice(0)) wake();
     })();
+  }
+
+  /** Everything received so far (on stderr, without Deno's download notices). */
+  get text(): string {
+    return this.#isStderr ? withoutDownloadNotices(this.#raw) : this.#raw;
   }
 
   get lines(): string[] {
@@ -140,10 +130,9 @@ export async function runTask(
   args: string[],
   options: { stdin?: string | Uint8Array; timeoutMs?: number } = {},
 ): Promise<RunResult> {
-  await cacheLessons();
   const child = spawn(task, args, options.stdin !== undefined);
   const stdout = new OutputCollector(child.stdout);
-  const stderr = new OutputCollector(child.stderr);
+  const stderr = new OutputCollector(child.stderr, true);
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -193,7 +182,7 @@ export class LessonServer implements AsyncDisposable {
   private constructor(child: Deno.ChildProcess) {
     this.#child = child;
     this.#stdout = new OutputCollector(child.stdout);
-    this.#stderr = new OutputCollector(child.stderr);
+    this.#stderr = new OutputCollector(child.stderr, true);
   }
 
   /**
@@ -205,7 +194,6 @@ export class LessonServer implements AsyncDisposable {
     args: string[] = [],
     timeoutMs = 20_000,
   ): Promise<LessonServer> {
-    await cacheLessons();
     const server = new LessonServer(spawn(task, ["--port", "0", ...args], false));
     const ready = await server.#stdout.waitFor(
       (text) => /^listening on .*\n/m.test(text),
