@@ -49,9 +49,19 @@ export function lessonTask(lesson: number, role: "server" | "client"): string {
   return `lesson${String(lesson).padStart(2, "0")}-${role}`;
 }
 
-function spawn(task: string, args: string[], stdin: boolean): Deno.ChildProcess {
-  return new Deno.Command("deno", {
-    args: [...taskArgs(task), ...args],
+function spawn(
+  task: string,
+  args: string[],
+  stdin: boolean,
+  maxOpenFiles?: number,
+): Deno.ChildProcess {
+  const command = [...taskArgs(task), ...args];
+  // prlimit runs the program with a lower descriptor limit (`ulimit -n`).
+  const [program, programArgs] = maxOpenFiles === undefined
+    ? ["deno", command]
+    : ["prlimit", [`--nofile=${maxOpenFiles}:${maxOpenFiles}`, "deno", ...command]];
+  return new Deno.Command(program, {
+    args: programArgs,
     cwd: ROOT,
     stdin: stdin ? "piped" : "null",
     stdout: "piped",
@@ -187,14 +197,18 @@ export class LessonServer implements AsyncDisposable {
 
   /**
    * Starts `task` with `--port 0` (plus `args`) and waits up to `timeoutMs`
-   * for its `listening on HOST:PORT` line.
+   * for its `listening on HOST:PORT` line. `options.maxOpenFiles` runs it
+   * under `prlimit --nofile=N:N` (the test's run permission must allow prlimit).
    */
   static async start(
     task: string,
     args: string[] = [],
     timeoutMs = 20_000,
+    options: { maxOpenFiles?: number } = {},
   ): Promise<LessonServer> {
-    const server = new LessonServer(spawn(task, ["--port", "0", ...args], false));
+    const server = new LessonServer(
+      spawn(task, ["--port", "0", ...args], false, options.maxOpenFiles),
+    );
     const ready = await server.#stdout.waitFor(
       (text) => /^listening on .*\n/m.test(text),
       timeoutMs,
