@@ -188,6 +188,7 @@ export class LessonServer implements AsyncDisposable {
   #stdout: OutputCollector;
   #stderr: OutputCollector;
   #result: RunResult | undefined;
+  #hasStdin = false;
 
   private constructor(child: Deno.ChildProcess) {
     this.#child = child;
@@ -199,16 +200,19 @@ export class LessonServer implements AsyncDisposable {
    * Starts `task` with `--port 0` (plus `args`) and waits up to `timeoutMs`
    * for its `listening on HOST:PORT` line. `options.maxOpenFiles` runs it
    * under `prlimit --nofile=N:N` (the test's run permission must allow prlimit).
+   * `options.stdin` gives it a standard input to type into with `writeStdin`
+   * and end with `closeStdin` (otherwise standard input is empty).
    */
   static async start(
     task: string,
     args: string[] = [],
     timeoutMs = 20_000,
-    options: { maxOpenFiles?: number } = {},
+    options: { maxOpenFiles?: number; stdin?: boolean } = {},
   ): Promise<LessonServer> {
     const server = new LessonServer(
-      spawn(task, ["--port", "0", ...args], false, options.maxOpenFiles),
+      spawn(task, ["--port", "0", ...args], options.stdin ?? false, options.maxOpenFiles),
     );
+    server.#hasStdin = options.stdin ?? false;
     const ready = await server.#stdout.waitFor(
       (text) => /^listening on .*\n/m.test(text),
       timeoutMs,
@@ -224,6 +228,21 @@ export class LessonServer implements AsyncDisposable {
     server.host = match[1].replace(/^\[(.*)\]$/, "$1");
     server.port = Number(match[2]);
     return server;
+  }
+
+  /** Writes `text` to the server's standard input (started with `stdin: true`). */
+  async writeStdin(text: string): Promise<void> {
+    const writer = this.#child.stdin.getWriter();
+    try {
+      await writer.write(new TextEncoder().encode(text));
+    } finally {
+      writer.releaseLock();
+    }
+  }
+
+  /** Ends the server's standard input (started with `stdin: true`). */
+  async closeStdin(): Promise<void> {
+    await this.#child.stdin.close().catch(() => {});
   }
 
   /** What the server has printed on stdout so far, as lines. */
@@ -279,6 +298,7 @@ export class LessonServer implements AsyncDisposable {
     const timedOut = !(await this.waitForExit(graceMs));
     if (timedOut) killQuietly(this.#child, "SIGKILL");
     const status = await this.#child.status;
+    if (this.#hasStdin) await this.closeStdin();
     await Promise.all([this.#stdout.done, this.#stderr.done]);
     this.#result = {
       code: status.code,
