@@ -3,19 +3,21 @@
  *
  * TCP delivers bytes, not messages, so a program that wants messages has to
  * mark where each one ends. The simplest marker is a newline (LF, byte 0x0a):
- * chat, SMTP, Redis and HTTP headers all use it. {@linkcode LineDecoder}
- * collects bytes until it sees LF, removes an optional CR before it (Windows
- * and many protocols send CRLF), and decodes the line as UTF-8.
+ * chat, SMTP, Redis and HTTP headers all use it. {@linkcode LineDecoder} does
+ * three things with each chunk it is given:
+ *
+ * 1. find the next LF with `indexOf` (no byte-by-byte loop);
+ * 2. glue the bytes before it to any start of the line kept from earlier
+ *    chunks, drop an optional CR before the LF (Windows and many protocols
+ *    send CR LF), and check the length;
+ * 3. decode the line as UTF-8, strictly: invalid bytes are an error, not "�".
+ *
+ * Whatever follows the last LF is kept until the next chunk.
  *
  * A peer that never sends LF must not be able to fill our memory, so a line
  * has a maximum length (64 KiB by default); a longer one is a
  * {@linkcode LineTooLongError}, thrown as soon as the limit is passed, without
  * buffering more than the limit (plus one byte: a CR waiting for its LF).
- *
- * Speed: a read usually brings many lines at once. The lines that lie
- * entirely inside one chunk are decoded with a single UTF-8 decode and a
- * string `split`, which is about ten times faster than decoding them one by
- * one; only a line that started in an earlier chunk is glued together.
  *
  * `@std/streams` has `DelimiterStream` and `TextLineStream`, which split a
  * `ReadableStream` the same way, but they have no line-length limit, and in
@@ -29,7 +31,7 @@
 import { concat } from "@std/bytes";
 import { LessonError } from "./errors.ts";
 import { type ByteConn, readChunks, type ReadLimits } from "./io.ts";
-import { Utf8Error } from "./text.ts";
+import { utf8Decode } from "./text.ts";
 
 // Re-exported so that this module's documentation is complete on its own.
 export { LessonError } from "./errors.ts";
@@ -48,27 +50,6 @@ export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
 
 const LF = 0x0a;
 const CR = 0x0d;
-
-// Decoding UTF-8 with `fatal: true` costs several times more in Deno than
-// without, and without it every invalid sequence becomes U+FFFD "�". So we
-// decode leniently, and only if the text contains "�" (rare, and possibly a
-// real "�" that was sent) decode again strictly to find out. (`utf8Decode`
-// in text.ts is simpler, but creates a TextDecoder per call.)
-const lenient = new TextDecoder("utf-8", { ignoreBOM: true });
-const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-
-/** Decodes UTF-8, or returns `undefined` if `bytes` are not valid UTF-8. */
-function decodeUtf8(bytes: Uint8Array): string | undefined {
-  const text = lenient.decode(bytes);
-  if (text.includes("\uFFFD")) {
-    try {
-      strict.decode(bytes);
-    } catch {
-      return undefined;
-    }
-  }
-  return text;
-}
 
 /**
  * A line was longer than the decoder's limit. The peer broke the protocol:
@@ -196,7 +177,11 @@ export class LineDecoder {
     if (this.#error) throw this.#error;
     const lines: string[] = [];
     try {
-      this.#decode(chunk, lines);
+      let start = 0;
+      for (let end; (end = chunk.indexOf(LF, start)) !== -1; start = end + 1) {
+        lines.push(this.#finishLine(chunk.subarray(start, end)));
+      }
+      this.#keep(chunk.subarray(start));
     } catch (error) {
       if (!(error instanceof LessonError)) throw error; // a bug
       this.#error = error;
@@ -223,90 +208,30 @@ export class LineDecoder {
     return this.#finishLine(new Uint8Array(0));
   }
 
-  #decode(chunk: Uint8Array, lines: string[]): void {
-    let start = 0;
-    if (this.#pendingBytes > 0) {
-      // The first LF ends the line that started in an earlier chunk.
-      const end = chunk.indexOf(LF);
-      if (end === -1) return this.#keep(chunk);
-      lines.push(this.#finishLine(chunk.subarray(0, end)));
-      start = end + 1;
-    }
-    // The lines between `start` and the last LF lie entirely inside this
-    // chunk. Decode them all at once; if one is bad, go again one by one,
-    // to keep the lines before it and stop at it.
-    const last = chunk.lastIndexOf(LF);
-    if (last >= start) {
-      const complete = chunk.subarray(start, last); // without the last LF
-      if (!this.#decodeAll(complete, lines)) this.#decodeOneByOne(complete, lines);
-      start = last + 1;
-    }
-    this.#keep(chunk.subarray(start));
-  }
-
-  /** Fast: adds the LF-separated lines in `bytes`, or returns false if one is bad. */
-  #decodeAll(bytes: Uint8Array, lines: string[]): boolean {
-    if (bytes.length > this.#maxLineBytes && !this.#allWithinLimit(bytes)) return false;
-    const text = decodeUtf8(bytes);
-    if (text === undefined) return false;
-    for (const line of text.split("\n")) {
-      lines.push(line.endsWith("\r") ? line.slice(0, -1) : line);
-    }
-    return true;
-  }
-
-  /** Slow: adds the LF-separated lines in `bytes` one at a time, up to a bad one. */
-  #decodeOneByOne(bytes: Uint8Array, lines: string[]): void {
-    for (let start = 0; start <= bytes.length;) {
-      let end = bytes.indexOf(LF, start);
-      if (end === -1) end = bytes.length;
-      lines.push(this.#finishLine(bytes.subarray(start, end)));
-      start = end + 1;
-    }
-  }
-
-  /** Whether every LF-separated line in `bytes` is within the limit. */
-  #allWithinLimit(bytes: Uint8Array): boolean {
-    for (let start = 0; start <= bytes.length;) {
-      let end = bytes.indexOf(LF, start);
-      if (end === -1) end = bytes.length;
-      const length = end > start && bytes[end - 1] === CR ? end - start - 1 : end - start;
-      if (length > this.#maxLineBytes) return false;
-      start = end + 1;
-    }
-    return true;
-  }
-
-  /** Keeps a copy of the start of an unfinished line (the chunk may be reused). */
-  #keep(rest: Uint8Array): void {
-    if (rest.length === 0) return;
-    if (this.#tooLong(rest)) throw new LineTooLongError(this.#maxLineBytes);
-    this.#pending.push(rest.slice());
-    this.#pendingBytes += rest.length;
-  }
-
-  /** The pending bytes plus `tail` make a complete line. */
+  /** The bytes kept so far plus `tail` (the bytes before an LF) make a line. */
   #finishLine(tail: Uint8Array): string {
-    if (this.#tooLong(tail)) throw new LineTooLongError(this.#maxLineBytes);
-    let line = this.#pending.length === 0 ? tail : concat([...this.#pending, tail]) as Uint8Array;
+    let line = this.#pending.length === 0 ? tail : concat([...this.#pending, tail]);
     this.#pending = [];
     this.#pendingBytes = 0;
     if (line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
-    const text = decodeUtf8(line);
-    if (text === undefined) throw new Utf8Error("a line");
-    return text;
+    if (line.length > this.#maxLineBytes) throw new LineTooLongError(this.#maxLineBytes);
+    return utf8Decode(line, "a line"); // throws Utf8Error for bytes that are not UTF-8
   }
 
   /**
-   * Whether the pending bytes followed by `more` are longer than the limit.
-   * One byte over is allowed if it is a CR: it may be the CR of a CR LF.
+   * Keeps a copy of the start of an unfinished line (the caller may reuse
+   * the chunk), unless that makes it too long. One byte over the limit is
+   * allowed if it is a CR: it may be the CR of a CR LF.
    */
-  #tooLong(more: Uint8Array): boolean {
-    const total = this.#pendingBytes + more.length;
-    if (total <= this.#maxLineBytes) return false;
-    if (total > this.#maxLineBytes + 1) return true;
-    const lastChunk = more.length > 0 ? more : this.#pending[this.#pending.length - 1];
-    return lastChunk[lastChunk.length - 1] !== CR;
+  #keep(rest: Uint8Array): void {
+    if (rest.length === 0) return;
+    const total = this.#pendingBytes + rest.length;
+    const crOverLimit = total === this.#maxLineBytes + 1 && rest[rest.length - 1] === CR;
+    if (total > this.#maxLineBytes && !crOverLimit) {
+      throw new LineTooLongError(this.#maxLineBytes);
+    }
+    this.#pending.push(rest.slice());
+    this.#pendingBytes = total;
   }
 }
 
