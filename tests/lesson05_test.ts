@@ -32,7 +32,11 @@ Deno.test("lesson 05: line framing", async (t) => {
     const client = await runTask("lesson05-client", ["--port", port], {
       stdin: "a\r\n/bye\nnot answered\n",
     });
-    assertEquals(client.stdout, "> a\n> /bye\n> not answered\n< 1: a\n< bye\n");
+    assertEquals([client.code, client.stdout, client.stderr], [
+      0,
+      "> a\n> /bye\n> not answered\n< 1: a\n< bye\n",
+      "",
+    ]);
   });
 
   await t.step(
@@ -80,11 +84,14 @@ Deno.test("lesson 05: --naive answers each read, so --split and --burst break it
       "Hello",
       "--split",
     ]);
-    assertEquals(client.stdout, "> Hello\n< 1: eH\n< 2: ll\n< 3: o\n");
+    assertEquals([client.code, client.stdout], [0, "> Hello\n< 1: eH\n< 2: ll\n< 3: o\n"]);
   });
   await t.step("--burst: two lines become one message", async () => {
     const client = await runTask("lesson05-client", ["--port", port, ...LINES, "--burst"]);
-    assertEquals(client.stdout, "> Hello\n> wörld 🌮\n< 1: 🌮 dlröw\n< olleH\n");
+    assertEquals([client.code, client.stdout], [
+      0,
+      "> Hello\n> wörld 🌮\n< 1: 🌮 dlröw\n< olleH\n",
+    ]);
   });
 });
 
@@ -99,4 +106,27 @@ Deno.test("lesson 05: a line over --max-line gets an error line and the connecti
     closeRaw(conn);
   }
   assert(await server.waitForLine(/after 1 message: line is longer than the limit of 8 bytes$/));
+  // The client prints the answers it got, then the server's error as one line, exit 1.
+  const client = await runTask("lesson05-client", [
+    "--port",
+    String(server.port),
+    "--message",
+    "short",
+    "--message",
+    "this line is too long",
+  ]);
+  assertEquals([client.code, client.stdout, client.stderr], [
+    1,
+    "> short\n> this line is too long\n< 1: trohs\n",
+    "the server said: line is longer than the limit of 8 bytes\n",
+  ]);
+});
+
+Deno.test("lesson 05: --split with --burst is a usage error (exit 2), like every bad command line", async () => {
+  const client = await runTask("lesson05-client", ["--message", "a", "--split", "--burst"]);
+  assertEquals([client.code, client.stdout, client.stderr], [
+    2,
+    "",
+    "choose --split or --burst, not both\n",
+  ]);
 });

@@ -1,5 +1,6 @@
 /**
- * Lesson 02 client: send a message, half-close, read the echo until EOF.
+ * Lesson 02 client: send a message, half-close, read the echo until EOF, and
+ * check that the echo is exactly what was sent.
  */
 import {
   connect,
@@ -9,8 +10,10 @@ import {
   randomBytes,
   readAll,
   runMain,
+  timeoutFlag,
   utf8Decode,
   utf8Encode,
+  withDeadline,
   writeAll,
 } from "../../lib/mod.ts";
 
@@ -27,9 +30,11 @@ await runMain(async () => {
         max: 256 * 1024 * 1024,
         value: "BYTES",
       },
+      timeout: timeoutFlag(10),
     },
   });
   const payload = flags.size === undefined ? utf8Encode(flags.message) : randomBytes(flags.size);
+  const timeoutMs = flags.timeout * 1000;
 
   using conn = await connect({ host: flags.host, port: flags.port, lesson: 2 });
 
@@ -42,16 +47,31 @@ await runMain(async () => {
     // connection stays open in the other direction for the echo.
     await conn.closeWrite();
   };
-  const [reply] = await Promise.all([
-    readAll(conn, { maxBytes: payload.length, idleTimeoutMs: 10_000, what: "the echo" }),
-    sending(),
-  ]);
+  // A deadline for the whole echo, not just for each read: a server that
+  // sends one byte every few seconds must not keep us waiting for ever.
+  const [reply] = await withDeadline(conn, timeoutMs, "the echo", () =>
+    Promise.all([
+      readAll(conn, { maxBytes: payload.length, idleTimeoutMs: timeoutMs, what: "the echo" }),
+      sending(),
+    ]));
 
+  checkEcho(payload, reply);
   if (flags.size === undefined) {
     console.log(`Received ${quote(utf8Decode(reply, "the echo"))}`);
-  } else if (reply.length === payload.length && reply.every((b, i) => b === payload[i])) {
-    console.log(`Received ${reply.length} bytes, identical to what was sent`);
   } else {
-    throw new LessonError(`the echo differs: sent ${payload.length} bytes, got ${reply.length}`);
+    console.log(`Received ${reply.length} bytes, identical to what was sent`);
   }
 });
+
+/** Throws a one-line error unless `reply` is exactly `sent`. */
+function checkEcho(sent: Uint8Array, reply: Uint8Array) {
+  if (reply.length === 0 && sent.length > 0) {
+    throw new LessonError("the server closed the connection before answering");
+  }
+  // (A longer echo never gets here: readAll stops at `sent.length` bytes.)
+  if (reply.length < sent.length) {
+    throw new LessonError(`the echo is short: sent ${sent.length} bytes, got ${reply.length}`);
+  }
+  const at = reply.findIndex((byte, i) => byte !== sent[i]);
+  if (at !== -1) throw new LessonError(`the echo differs from what was sent at byte ${at}`);
+}

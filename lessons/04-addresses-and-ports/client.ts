@@ -4,7 +4,16 @@
  * other (watch the ephemeral port change); `--hold SECONDS` keeps each one
  * open so you can find it with `ss -tan`.
  */
-import { connect, formatAddr, LessonError, parseFlags, readLines, runMain } from "../../lib/mod.ts";
+import {
+  connect,
+  formatAddr,
+  LessonError,
+  parseFlags,
+  readLines,
+  runMain,
+  timeoutFlag,
+  withDeadline,
+} from "../../lib/mod.ts";
 
 await runMain(async () => {
   const flags = parseFlags(Deno.args, {
@@ -29,8 +38,10 @@ await runMain(async () => {
         integer: false,
         value: "SECONDS",
       },
+      timeout: timeoutFlag(10),
     },
   });
+  const timeoutMs = flags.timeout * 1000;
 
   for (let i = 1; i <= flags.count; i++) {
     using conn = await connect({ host: flags.host, port: flags.port, lesson: 4 });
@@ -40,14 +51,18 @@ await runMain(async () => {
       `${prefix}local ${formatAddr(conn.localAddr)} -> remote ${formatAddr(conn.remoteAddr)}`,
     );
 
-    // The server's one-line answer.
+    // The server's one-line answer, with a deadline for all of it (a server
+    // that sends one byte every few seconds must not keep us here for ever).
     const lines = readLines(conn, {
       maxLineBytes: 1024,
-      idleTimeoutMs: 10_000,
+      idleTimeoutMs: timeoutMs,
       what: "the server",
     });
-    const { value: line, done } = await lines.next();
-    if (done) throw new LessonError("the server closed the connection without answering");
+    const line = await withDeadline(conn, timeoutMs, "the server's answer", async () => {
+      const { value, done } = await lines.next();
+      if (done) throw new LessonError("the server closed the connection before answering");
+      return value;
+    });
     console.log(`${prefix}server says: ${line}`);
 
     if (flags.hold > 0) {
@@ -60,8 +75,10 @@ await runMain(async () => {
     // Say goodbye in order: half-close, then wait for the server's EOF (it
     // closes once it sees ours). We sent the first FIN, so it is our side of
     // the connection that stays in TIME_WAIT for a while.
-    await conn.closeWrite();
-    await lines.next();
+    await withDeadline(conn, timeoutMs, "the server to close", async () => {
+      await conn.closeWrite();
+      await lines.next();
+    });
     // Leaving the loop body closes `conn` (`using`).
   }
 });

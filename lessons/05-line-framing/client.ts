@@ -10,12 +10,16 @@
 import { concat } from "@std/bytes";
 import {
   connect,
+  describeNetError,
   LessonError,
   parseFlags,
   readLines,
   runMain,
+  timeoutFlag,
+  UsageError,
   utf8Decode,
   utf8Encode,
+  withDeadline,
   writeAll,
 } from "../../lib/mod.ts";
 
@@ -35,41 +39,82 @@ await runMain(async () => {
       message: { type: "list", description: "a line to send", value: "TEXT" },
       split: { type: "boolean", description: `write each line in ${PIECE_BYTES}-byte pieces` },
       burst: { type: "boolean", description: "write all lines in one single write" },
+      timeout: timeoutFlag(10),
     },
   });
-  if (flags.split && flags.burst) throw new LessonError("choose --split or --burst, not both");
+  if (flags.split && flags.burst) throw new UsageError("choose --split or --burst, not both");
   const lines = flags.message.length > 0 ? flags.message : await readStdinLines();
   for (const line of lines) console.log(`> ${line}`);
+  const bytes = lines.map((line) => utf8Encode(line + "\n"));
 
   using conn = await connect({ host: flags.host, port: flags.port, lesson: 5 });
+  const timeoutMs = flags.timeout * 1000;
 
-  // Read answers while we write: a reply can arrive before we finish sending.
-  const reading = (async () => {
-    for await (const line of readLines(conn, { idleTimeoutMs: 10_000, what: "the server" })) {
-      console.log(`< ${line}`);
-    }
-  })();
-
-  const bytes = lines.map((line) => utf8Encode(line + "\n"));
-  if (flags.burst) {
-    // All lines in one write: the server will likely get them in one read.
-    await writeAll(conn, concat(bytes));
-  } else {
-    for (const line of bytes) {
-      if (!flags.split) {
-        await writeAll(conn, line);
-        continue;
-      }
-      // Tiny pieces with pauses: the server gets "He", then "ll", then "o\n".
-      for (let i = 0; i < line.length; i += PIECE_BYTES) {
-        await writeAll(conn, line.subarray(i, i + PIECE_BYTES));
-        await new Promise((resolve) => setTimeout(resolve, PAUSE_MS));
-      }
-    }
-  }
-  await conn.closeWrite(); // no more lines: the server answers the rest and closes
-  await reading;
+  // Write and read at the same time (a reply can arrive before we finish
+  // sending), and wait for both: a task that is started and never awaited
+  // would crash the program with a stack trace when it fails.
+  await withDeadline(conn, timeoutMs, "the answers", () =>
+    Promise.all([
+      send(conn, bytes, flags),
+      receive(conn, lines, bytes.reduce((sum, line) => sum + line.length, 0), timeoutMs),
+    ]));
 });
+
+/** Writes the lines, one write each, in `--split` pieces, or in one `--burst`. */
+async function send(
+  conn: Deno.TcpConn,
+  bytes: Uint8Array[],
+  how: { split: boolean; burst: boolean },
+) {
+  try {
+    if (how.burst) {
+      // All lines in one write: the server will likely get them in one read.
+      await writeAll(conn, concat(bytes));
+    } else {
+      for (const line of bytes) {
+        if (!how.split) {
+          await writeAll(conn, line);
+          continue;
+        }
+        // Tiny pieces with pauses: the server gets "He", then "ll", then "o\n".
+        for (let i = 0; i < line.length; i += PIECE_BYTES) {
+          await writeAll(conn, line.subarray(i, i + PIECE_BYTES));
+          await new Promise((resolve) => setTimeout(resolve, PAUSE_MS));
+        }
+      }
+    }
+    await conn.closeWrite(); // no more lines: the server answers the rest and closes
+  } catch (error) {
+    // The server hung up early (after `/bye`, or an error line). Say nothing
+    // about the failed write: `receive` reads what the server said.
+    if (describeNetError(error) === undefined) throw error;
+  }
+}
+
+/**
+ * Prints the answers until the server closes, and checks there are as many
+ * as there should be. A framed server answers each line once, up to `/bye`.
+ * The `--naive` one answers each read instead, and a read brings at least one
+ * byte, so even it cannot send more answer lines than we sent bytes: more
+ * than that, and we stop listening.
+ */
+async function receive(conn: Deno.TcpConn, lines: string[], sentBytes: number, timeoutMs: number) {
+  const bye = lines.indexOf("/bye");
+  const expected = bye === -1 ? lines.length : bye + 1;
+  let count = 0;
+  for await (const answer of readLines(conn, { idleTimeoutMs: timeoutMs, what: "the server" })) {
+    if (answer.startsWith("error: ")) throw new LessonError(`the server said: ${answer.slice(7)}`);
+    if (++count > sentBytes) {
+      throw new LessonError(`the server sent more answers than we sent bytes (${sentBytes})`);
+    }
+    console.log(`< ${answer}`);
+    if (answer === "bye" && bye !== -1 && count === expected) return; // the server closes now
+  }
+  if (count === 0 && expected > 0) {
+    throw new LessonError("the server closed the connection before answering");
+  }
+  if (count < expected) throw new LessonError(`the server answered ${count} of ${expected} lines`);
+}
 
 async function readStdinLines(): Promise<string[]> {
   if (Deno.stdin.isTerminal()) {

@@ -16,9 +16,11 @@ import {
   randomBytes,
   readFrames,
   runMain,
+  timeoutFlag,
   UsageError,
   utf8Decode,
   utf8Encode,
+  withDeadline,
   writeAll,
 } from "../../lib/mod.ts";
 import { sha256Hex } from "./digest.ts";
@@ -39,6 +41,7 @@ await runMain(async () => {
         description: "random payloads of these sizes, comma-separated, e.g. 0,1,1000,1000000",
         value: "LIST",
       },
+      timeout: timeoutFlag(10),
     },
   });
   // What to send: each frame with a short label for the output.
@@ -52,6 +55,7 @@ await runMain(async () => {
   if (frames.length === 0) frames.push({ label: quote("Hello"), payload: utf8Encode("Hello") });
 
   using conn = await connect({ host: flags.host, port: flags.port, lesson: 6 });
+  const timeoutMs = flags.timeout * 1000;
 
   const send = async () => {
     try {
@@ -69,7 +73,7 @@ await runMain(async () => {
     for await (
       const answer of readFrames(conn, {
         maxFrameBytes: 1024,
-        idleTimeoutMs: 10_000,
+        idleTimeoutMs: timeoutMs,
         what: "the server",
       })
     ) {
@@ -87,12 +91,14 @@ await runMain(async () => {
         `frame ${n}: ${frame.label}, ${plural(frame.payload.length, "byte")}, sha256 matches`,
       );
     }
+    if (n === 0) throw new LessonError("the server closed the connection before answering");
     if (n < frames.length) {
       throw new LessonError(`the server answered ${n} of ${frames.length} frames`);
     }
   };
-  // Send and check at the same time (large frames would fill both buffers otherwise).
-  await Promise.all([send(), check()]);
+  // Send and check at the same time (large frames would fill both buffers
+  // otherwise), with one deadline for all the answers (see lesson 02).
+  await withDeadline(conn, timeoutMs, "the answers", () => Promise.all([send(), check()]));
 });
 
 function parseSizes(list: string | undefined): number[] {

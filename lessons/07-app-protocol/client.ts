@@ -22,7 +22,9 @@ import {
   ProtocolError,
   readMessages,
   runMain,
+  timeoutFlag,
   UsageError,
+  withDeadline,
   writeAll,
 } from "../../lib/mod.ts";
 
@@ -36,6 +38,7 @@ await runMain(async () => {
     positionals: USAGE,
     flags: {
       trace: { type: "boolean", description: "show every message as a labelled hex dump" },
+      timeout: timeoutFlag(10),
     },
     epilog: "Examples:\n  deno task lesson07-client set color blue\n" +
       "  deno task lesson07-client get color\n  deno task lesson07-client --trace keys",
@@ -43,19 +46,24 @@ await runMain(async () => {
   const request = parseCommand(flags.positionals);
 
   using conn = await connect({ host: flags.host, port: flags.port, lesson: 7 });
+  const timeoutMs = flags.timeout * 1000;
   const bytes = encodeMessage(MessageType.Request, request);
   if (flags.trace) trace("sent", bytes);
-  await writeAll(conn, bytes);
 
-  // One response is all we want; its body is small, so a 1 MiB limit is plenty.
-  const responses = readMessages(conn, { idleTimeoutMs: 10_000, what: "the response" });
-  const { value: reply, done } = await responses.next();
-  if (done) throw new LessonError("the server closed the connection without answering");
-  if (reply instanceof ProtocolError) {
-    throw new LessonError(`the server's answer is broken: ${reply.message}`);
-  }
+  // One response is all we want, within one deadline for the whole exchange
+  // (see lesson 02); its body is small, so the default 1 MiB limit is plenty.
+  const reply = await withDeadline(conn, timeoutMs, "the response", async () => {
+    await writeAll(conn, bytes);
+    const responses = readMessages(conn, { idleTimeoutMs: timeoutMs, what: "the response" });
+    const { value, done } = await responses.next();
+    if (done) throw new LessonError("the server closed the connection before answering");
+    if (value instanceof ProtocolError) {
+      throw new LessonError(`the server's answer is broken: ${value.message}`);
+    }
+    return value;
+  });
   if (flags.trace) trace("received", reply.bytes);
-  show(reply);
+  show(request.op, reply);
 });
 
 /** Turns `set color blue` into `{"op":"set","key":"color","value":"blue"}`. */
@@ -80,17 +88,38 @@ function parseCommand(words: string[]): Record<string, unknown> {
   }
 }
 
-/** Prints a response body; an error message becomes a one-line error, exit 1. */
-function show(reply: Message) {
-  const body = (typeof reply.body === "object" && reply.body !== null ? reply.body : {}) as {
-    ok?: boolean;
-    error?: string;
-    message?: string;
-  };
-  if (reply.type === MessageType.Error || body.ok === false) {
-    throw new LessonError(`error ${body.error}: ${body.message}`);
+/**
+ * Checks that a response has the shape the wire format promises for `op`, and
+ * prints its body; an error message becomes a one-line error, exit 1. A
+ * server that answers anything else (`[1,2]`, a response without its field)
+ * is not trusted: that is an error too.
+ */
+function show(op: unknown, reply: Message) {
+  const body = reply.body as Record<string, unknown>;
+  const isObject = typeof body === "object" && body !== null && !Array.isArray(body);
+  if (
+    reply.type === MessageType.Error && isObject && body.ok === false &&
+    typeof body.error === "string" && typeof body.message === "string"
+  ) {
+    throw new LessonError(`error ${oneLine(body.error)}: ${oneLine(body.message)}`);
+  }
+  const fits = reply.type === MessageType.Response && isObject && body.ok === true && (
+    op === "set" ||
+    (op === "get" && "value" in body) ||
+    (op === "delete" && typeof body.deleted === "boolean") ||
+    (op === "keys" && Array.isArray(body.keys) && body.keys.every((k) => typeof k === "string"))
+  );
+  if (!fits) {
+    const what = `${messageTypeName(reply.type)} ${JSON.stringify(reply.body)}`;
+    throw new LessonError(`the server's answer is not a response to "${op}": ${oneLine(what)}`);
   }
   console.log(JSON.stringify(reply.body));
+}
+
+/** Text from the server, made safe to print as (part of) one short line. */
+function oneLine(text: string): string {
+  const flat = text.replace(/\s+/g, " ");
+  return flat.length > 200 ? flat.slice(0, 200) + "..." : flat;
 }
 
 function trace(direction: string, bytes: Uint8Array) {
