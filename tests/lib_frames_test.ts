@@ -2,6 +2,7 @@ import { assert, assertEquals, assertInstanceOf, assertThrows } from "@std/asser
 import { concat } from "@std/bytes";
 import fc from "fast-check";
 import {
+  copyCompleteFrames,
   DEFAULT_MAX_FRAME_BYTES,
   encodeFrame,
   FRAME_HEADER_BYTES,
@@ -188,6 +189,37 @@ Deno.test("FrameDecoder limits and errors", async (t) => {
     for (const frame of frames) assert(frame.buffer !== chunk.buffer);
     chunk.fill(0);
     assertEquals(frames, [bytesOf(3), bytesOf(5)]);
+  });
+});
+
+Deno.test("copyCompleteFrames, the fast path", async (t) => {
+  const sizeOf = (view: DataView, at: number) => FRAME_HEADER_BYTES + view.getUint32(at);
+  const a = encodeFrame(bytesOf(3));
+  const b = encodeFrame(new Uint8Array(0));
+  const c = encodeFrame(bytesOf(9));
+  await t.step("copies the complete frames from start, stopping before a cut one", () => {
+    const chunk = concat([new Uint8Array([0xaa]), a, b, c.subarray(0, 6)]) as Uint8Array;
+    const frames = copyCompleteFrames(chunk, 1, FRAME_HEADER_BYTES, sizeOf);
+    assertEquals(frames, [a, b]);
+    // One copy for all of them, not the chunk: the chunk may be reused.
+    assert(frames[0].buffer === frames[1].buffer && frames[0].buffer !== chunk.buffer);
+    assertEquals(frames[0].buffer.byteLength, a.length + b.length);
+    chunk.fill(0);
+    assertEquals(frames, [a, b]);
+  });
+  await t.step("stops where frameBytes returns 0, and before a cut header", () => {
+    const chunk = concat([a, c, b, a.subarray(0, 3)]) as Uint8Array;
+    const upTo8 = (view: DataView, at: number) => view.getUint32(at) > 8 ? 0 : sizeOf(view, at);
+    assertEquals(copyCompleteFrames(chunk, 0, FRAME_HEADER_BYTES, upTo8), [a]);
+    assertEquals(copyCompleteFrames(chunk, a.length + c.length, FRAME_HEADER_BYTES, upTo8), [b]);
+    assertEquals(copyCompleteFrames(chunk, chunk.length - 3, FRAME_HEADER_BYTES, sizeOf), []);
+    assertEquals(copyCompleteFrames(chunk, chunk.length, FRAME_HEADER_BYTES, sizeOf), []);
+  });
+  await t.step("a header of another size (lesson 07 has 16 bytes, length at 8)", () => {
+    const message = new Uint8Array([1, 1, 1, 1, 0, 0, 0, 2, 0xee, 0xff]);
+    const chunk = concat([message, message, message.subarray(0, 9)]) as Uint8Array;
+    const size = (view: DataView, at: number) => 8 + view.getUint32(at + 4);
+    assertEquals(copyCompleteFrames(chunk, 0, 8, size), [message, message]);
   });
 });
 

@@ -73,6 +73,7 @@ const SAMPLES: [string, number, unknown][] = [
   ["error", MessageType.Error, { error: "unknown op" }],
   ["null body", MessageType.Response, null],
   ["string body", MessageType.Request, "straße"],
+  ["a real U+FFFD in the body", MessageType.Request, { text: "\uFFFD" }],
   ["unknown type", 99, { op: "future" }],
 ];
 
