@@ -75,6 +75,8 @@ export class ConnectionLimit {
   open = 0;
 
   /**
+   * Creates a limit with no connection open.
+   *
    * @param max the most connections to serve at once
    */
   constructor(max: number) {

@@ -2,20 +2,37 @@
  * The shared helpers of Deno Socket Lessons.
  *
  * Each lesson imports what it needs from here so that its own file can show
- * the one idea it teaches. Read these modules too: they are short, and each
- * one explains a thing that every network program has to get right.
+ * the one idea it teaches. Read these modules too: each one explains a thing
+ * that every network program has to get right, the plain way first. Where
+ * each main export lives:
  *
- * - `flags.ts`: `--host`, `--port`, `--help` and lesson flags
- * - `net.ts`: listen and connect, with one-line errors
- * - `io.ts`: write every byte, read to EOF, with size and time limits
- * - `text.ts`: UTF-8 and hex dumps
- * - `lines.ts`: line framing (lesson 05)
- * - `frames.ts`: length-prefixed frames (lesson 06)
- * - `crc32.ts`, `message.ts`: the application protocol of lesson 07
- * - `connections.ts`, `log.ts`: idle timeouts without a timer per read, and a
- *   log that cannot flood the terminal (lesson 08)
- * - `load.ts`: the load generator of lesson 09
- * - `errors.ts`: expected failures as one line, not a stack trace
+ * - `flags.ts` (every lesson): `parseFlags` for `--host`, `--port`,
+ *   `--help` and lesson flags; `idleTimeoutFlag`, `timeoutFlag`,
+ *   `maxConnectionsFlag`
+ * - `errors.ts`: `runMain` (an expected failure is one line, not a stack
+ *   trace), `LessonError`, `UsageError`, `TimeoutError`, `describeNetError`
+ * - `net.ts`: `listen`, `connect` (with one-line errors), `formatAddr`,
+ *   `closeQuietly`
+ * - `accept.ts`: `acceptConnections`, `serveEach`, `ConnectionLimit`: an
+ *   accept loop that one client cannot stop
+ * - `io.ts`: `writeAll`, `readChunks`, `readAll`, `readWithTimeout`,
+ *   `withDeadline`: write every byte, read with size and time limits
+ * - `text.ts`: `utf8Encode`, `utf8Decode`, `Utf8StreamDecoder`,
+ *   `Utf8Error`, `hexdump`, `quote`, `plural`
+ * - `lines.ts` (lesson 05): `readLines`, `LineDecoder`, `LineTooLongError`,
+ *   `DEFAULT_MAX_LINE_BYTES`
+ * - `frames.ts` (lesson 06): `encodeFrame`, `readFrames`, `FrameDecoder`,
+ *   `FrameTooLargeError`, `TruncatedFrameError`, `copyCompleteFrames`
+ * - `crc32.ts` (lesson 07): `crc32`
+ * - `message.ts` (lesson 07): `encodeMessage`, `readMessages`,
+ *   `MessageDecoder`, `ProtocolError`, `MessageType`, `describeHeader`
+ * - `connections.ts`, `log.ts` (lesson 08): `IdleTracker` (idle timeouts
+ *   without a timer per read), `ThrottledLog` (a log that cannot flood the
+ *   terminal)
+ * - `load.ts` (lesson 09): `runLoad`, `formatReport`: the load generator
+ *
+ * `deno doc lib/mod.ts` lists every export with its documentation, and
+ * `deno doc --filter LineDecoder lib/mod.ts` shows one.
  *
  * @module
  */
