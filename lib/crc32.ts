@@ -13,9 +13,11 @@
  * CRC. It detects accidents, not attacks.
  *
  * How it is computed, fast: the textbook CRC looks at one bit at a time.
- * A table of 256 precomputed values lets us process a whole byte at once,
- * and "slicing-by-8" uses 8 such tables to process 8 bytes per step, which
- * is several times faster in JavaScript.
+ * A table of 256 precomputed values lets us process a whole byte at once
+ * (the loop at the end of {@linkcode crc32}), and "slicing-by-8" uses 8 such
+ * tables to process 8 bytes per step. Why: `deno bench` measures 16 MiB at
+ * about 0.4 GB/s a byte at a time and 1.4 GB/s 8 bytes at a time, and the
+ * CRC is most of the cost of lesson 07's large messages.
  *
  * @module
  */
