@@ -179,6 +179,23 @@ const LOG_GROWTH = Math.log(GROWTH);
 const BUCKETS = 1200;
 
 /**
+ * A {@linkcode LatencyHistogram} as plain data: `[bucket, count]` pairs for
+ * the buckets in use, and the largest latency (`null` if none).
+ *
+ * @example
+ * ```ts
+ * import type { LatencyHistogramData } from "./load.ts";
+ * const empty: LatencyHistogramData = { buckets: [], max: null };
+ * ```
+ */
+export interface LatencyHistogramData {
+  /** `[bucket index, how many latencies]`, for the buckets that are not empty. */
+  buckets: [number, number][];
+  /** The largest latency recorded (ms), or `null` if nothing was recorded. */
+  max: number | null;
+}
+
+/**
  * Counts latencies in buckets 2% wide, so percentiles are accurate to about
  * 1% and memory stays the same however many latencies are recorded.
  *
@@ -250,6 +267,59 @@ export class LatencyHistogram {
   }
 
   /**
+   * Adds the latencies of another histogram (or of its
+   * {@linkcode LatencyHistogram.toJSON} form, e.g. from another load process)
+   * to this one. Percentiles of the sum are exact to the bucket; an average of
+   * several runs' percentiles would not be a percentile of anything.
+   *
+   * @example
+   * ```ts
+   * import { LatencyHistogram } from "./load.ts";
+   * const a = new LatencyHistogram();
+   * const b = new LatencyHistogram();
+   * for (let i = 0; i < 99; i++) a.record(1);
+   * b.record(50);
+   * a.merge(b.toJSON());
+   * a.count; // 100
+   * a.max; // 50
+   * ```
+   */
+  merge(other: LatencyHistogram | LatencyHistogramData): void {
+    const data = other instanceof LatencyHistogram ? other.toJSON() : other;
+    const bad = data.buckets.find(([b, count]) =>
+      !(Number.isInteger(b) && b >= 0 && b < BUCKETS) || !(count >= 0)
+    );
+    if (bad) throw new RangeError(`not a histogram bucket: [${bad}]`);
+    for (const [bucket, count] of data.buckets) {
+      this.#counts[bucket] += count;
+      this.#count += count;
+    }
+    if (data.max !== null && !(data.max <= this.#max)) this.#max = data.max;
+  }
+
+  /**
+   * The counts as plain data (only the buckets in use), for `JSON.stringify`:
+   * how a load process sends its latencies to the one that merges them.
+   *
+   * @example
+   * ```ts
+   * import { LatencyHistogram } from "./load.ts";
+   * const histogram = new LatencyHistogram();
+   * histogram.record(2);
+   * const copy = new LatencyHistogram();
+   * copy.merge(JSON.parse(JSON.stringify(histogram)));
+   * copy.max; // 2
+   * ```
+   */
+  toJSON(): LatencyHistogramData {
+    const buckets: [number, number][] = [];
+    this.#counts.forEach((count, bucket) => {
+      if (count > 0) buckets.push([bucket, count]);
+    });
+    return { buckets, max: Number.isNaN(this.#max) ? null : this.#max };
+  }
+
+  /**
    * The latency (ms) that `p` percent of the recorded ones do not exceed,
    * e.g. `percentile(99)`; `NaN` if nothing was recorded.
    *
@@ -278,7 +348,8 @@ export class LatencyHistogram {
 
 /**
  * What to run: where the server is, how many connections, and either
- * ping-pong (`messages` round trips per connection) or a stream (`seconds`).
+ * ping-pong (`messages` round trips per connection, or as many as fit in
+ * `seconds`) or a stream (`seconds`).
  *
  * @example
  * ```ts
@@ -309,9 +380,21 @@ export type LoadOptions =
     size: number;
     /** The longest wait for an echo (or for the server to close) before a connection fails. */
     timeoutMs: number;
+    /**
+     * Called once every connection is up, before the first byte is sent;
+     * the traffic starts when it resolves. A benchmark that runs several
+     * load processes uses it to start them all at the same moment.
+     */
+    beforeTraffic?: () => void | Promise<void>;
   }
   & (
-    | { mode: "ping-pong"; /** Round trips per connection. */ messages: number }
+    | {
+      mode: "ping-pong";
+      /** Round trips per connection. */
+      messages: number;
+      /** If set, each connection stops after this many seconds, even with messages left. */
+      seconds?: number;
+    }
     | { mode: "stream"; /** How long each connection keeps writing. */ seconds: number }
   );
 
@@ -435,6 +518,7 @@ export async function runLoad(
       stats.connected++;
     }
     const run = { options, stats, pattern, tracker };
+    await options.beforeTraffic?.();
     stats.startedAt = performance.now();
     await Promise.all(conns.map((conn, id) => runConnection(new LoadConnection(conn, id, run))));
   } finally {
@@ -476,7 +560,7 @@ async function runConnection(c: LoadConnection): Promise<void> {
   const { options, stats, tracker } = c.run;
   tracker.add(c);
   try {
-    if (options.mode === "ping-pong") await pingPong(c, options.messages);
+    if (options.mode === "ping-pong") await pingPong(c, options.messages, options.seconds);
     else await stream(c, options.seconds);
   } catch (error) {
     const reason = c.timedOut
@@ -491,10 +575,11 @@ async function runConnection(c: LoadConnection): Promise<void> {
   }
 }
 
-/** Ping-pong: send a message, read its whole echo, check it, repeat. */
-async function pingPong(c: LoadConnection, messages: number): Promise<void> {
+/** Ping-pong: send a message, read its whole echo, check it, repeat (for at most `seconds`). */
+async function pingPong(c: LoadConnection, messages: number, seconds = Infinity): Promise<void> {
   const { options: { size }, stats, pattern } = c.run;
   const buffer = new Uint8Array(size + 3); // + 3: room to align, see EchoPattern.alignment
+  const stopAt = stats.startedAt + seconds * 1000;
   for (let k = 0; k < messages; k++) {
     const position = k * size;
     const message = pattern.bytes(c.id, position, size);
@@ -502,6 +587,7 @@ async function pingPong(c: LoadConnection, messages: number): Promise<void> {
     const echo = buffer.subarray(align, align + size);
     c.waitingFor = `the echo of message ${k + 1}`;
     const sentAt = performance.now();
+    if (sentAt >= stopAt) break;
     // Write and read at the same time: a message larger than the socket
     // buffers would otherwise never finish writing (the server would stop
     // reading while its echo waits for us to read).
