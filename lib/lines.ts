@@ -177,11 +177,13 @@ export class LineDecoder {
     if (this.#error) throw this.#error;
     const lines: string[] = [];
     try {
-      let start = 0;
-      for (let end; (end = chunk.indexOf(LF, start)) !== -1; start = end + 1) {
+      let start = 0; // where the bytes not yet used begin
+      let end: number;
+      while ((end = chunk.indexOf(LF, start)) !== -1) {
         lines.push(this.#finishLine(chunk.subarray(start, end)));
+        start = end + 1;
       }
-      this.#keep(chunk.subarray(start));
+      this.#keep(chunk.subarray(start)); // the start of the next line, if any
     } catch (error) {
       if (!(error instanceof LessonError)) throw error; // a bug
       this.#error = error;
