@@ -4,9 +4,12 @@
  * It serves one client at a time: it reads whatever arrives, writes the same
  * bytes back, and when the client half-closes (EOF) it closes the connection
  * and accepts the next client. A second client waits until the first is done
- * (lesson 08 fixes that).
+ * (lesson 08 fixes that). Because everyone waits for the client being served,
+ * that client must not be able to hold the server for ever: a client that
+ * stops sending, or stops reading our echo, is closed after --idle-timeout.
  */
 import {
+  acceptConnections,
   closeQuietly,
   describeNetError,
   formatAddr,
@@ -15,7 +18,7 @@ import {
   parseFlags,
   readChunks,
   runMain,
-  writeAll,
+  writeAllWithTimeout,
 } from "../../lib/mod.ts";
 
 await runMain(async () => {
@@ -30,7 +33,10 @@ await runMain(async () => {
   const listener = listen({ host: flags.host, port: flags.port, lesson: 2 });
 
   // The accept loop: one client at a time, forever (Ctrl-C stops the server).
-  for await (const conn of listener) {
+  // acceptConnections, unlike `for await (const conn of listener)`, does not
+  // stop the server when one accept fails (a client that reset its
+  // connection before we took it): it logs it and takes the next one.
+  for await (const conn of acceptConnections(listener, { onError: console.log })) {
     // `await` here means the next client is not accepted until this one is done.
     await echo(conn, flags["idle-timeout"] * 1000);
   }
@@ -44,8 +50,10 @@ async function echo(conn: Deno.TcpConn, idleTimeoutMs: number) {
     // The read loop: each chunk is whatever has arrived so far. `readChunks`
     // ends when `read` returns null: EOF, the client will send nothing more.
     for await (const chunk of readChunks(conn, { idleTimeoutMs, what: "the client" })) {
-      // One `write` may send only part of the chunk; writeAll loops until it is all sent.
-      await writeAll(conn, chunk);
+      // One `write` may send only part of the chunk; this loops until it is all
+      // sent. A client that never reads would make it wait for ever, so a
+      // write that makes no progress for the idle timeout closes the client.
+      await writeAllWithTimeout(conn, chunk, idleTimeoutMs, "the client");
       echoed += chunk.length;
     }
     console.log(`echoed ${echoed} bytes to ${peer}`);

@@ -7,6 +7,7 @@
  * rest arrives. Bytes that are not UTF-8 get a one-line error reply.
  */
 import {
+  acceptConnections,
   closeQuietly,
   describeNetError,
   formatAddr,
@@ -18,7 +19,7 @@ import {
   utf8Encode,
   Utf8Error,
   Utf8StreamDecoder,
-  writeAll,
+  writeAllWithTimeout,
 } from "../../lib/mod.ts";
 
 await runMain(async () => {
@@ -31,7 +32,8 @@ await runMain(async () => {
     },
   });
   const listener = listen({ host: flags.host, port: flags.port, lesson: 3 });
-  for await (const conn of listener) {
+  // One client at a time, as in lesson 02; a failed accept does not stop the loop.
+  for await (const conn of acceptConnections(listener, { onError: console.log })) {
     await capitalize(conn, flags["idle-timeout"] * 1000);
   }
 });
@@ -42,10 +44,12 @@ async function capitalize(conn: Deno.TcpConn, idleTimeoutMs: number) {
   const decoder = new Utf8StreamDecoder("the text you sent");
   let bytesIn = 0;
   let bytesOut = 0;
-  // Uppercase some text and send it; returns how many bytes that was.
+  // Uppercase some text and send it. A client that does not read it gets the
+  // idle timeout for writing too (as in lesson 02: everyone else is waiting).
+  const send = (bytes: Uint8Array) => writeAllWithTimeout(conn, bytes, idleTimeoutMs, "the client");
   const reply = async (text: string) => {
     const bytes = utf8Encode(text.toUpperCase());
-    await writeAll(conn, bytes);
+    await send(bytes);
     bytesOut += bytes.length;
   };
   try {
@@ -60,7 +64,7 @@ async function capitalize(conn: Deno.TcpConn, idleTimeoutMs: number) {
   } catch (error) {
     if (error instanceof Utf8Error) {
       console.log(`${peer} sent bytes that are not UTF-8: replied with an error`);
-      await writeAll(conn, utf8Encode(`error: ${error.message}\n`)).catch(() => {});
+      await send(utf8Encode(`error: ${error.message}\n`)).catch(() => {});
     } else {
       const reason = describeNetError(error);
       if (reason === undefined) throw error;

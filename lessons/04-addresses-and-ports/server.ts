@@ -10,9 +10,11 @@ import {
   describeNetError,
   formatAddr,
   listen,
+  maxConnectionsFlag,
   parseFlags,
   readChunks,
   runMain,
+  serveEach,
   utf8Encode,
   writeAll,
 } from "../../lib/mod.ts";
@@ -31,14 +33,17 @@ await runMain(async () => {
         min: 1,
         value: "SECONDS",
       },
+      "max-connections": maxConnectionsFlag(500),
     },
   });
   const listener = listen({ host: flags.host, port: flags.port, lesson: 4 });
-  // Serve clients concurrently (no `await`): a client holding its connection
-  // open with --hold must not block the others. Lesson 08 explains this.
-  for await (const conn of listener) {
-    serve(conn, flags["idle-timeout"] * 1000);
-  }
+  // Serve clients concurrently: a client holding its connection open with
+  // --hold must not block the others. Lesson 08 explains how. serveEach also
+  // survives a failed accept, and turns away clients over --max-connections
+  // (every connection costs a file descriptor, and there are only so many).
+  await serveEach(listener, (conn) => serve(conn, flags["idle-timeout"] * 1000), {
+    maxConnections: flags["max-connections"],
+  });
 });
 
 async function serve(conn: Deno.TcpConn, idleTimeoutMs: number) {

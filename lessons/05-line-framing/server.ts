@@ -18,14 +18,16 @@ import {
   idleTimeoutFlag,
   LessonError,
   listen,
+  maxConnectionsFlag,
   parseFlags,
   plural,
   readChunks,
   readLines,
   runMain,
+  serveEach,
   utf8Decode,
   utf8Encode,
-  writeAll,
+  writeAllWithTimeout,
 } from "../../lib/mod.ts";
 
 await runMain(async () => {
@@ -44,6 +46,7 @@ await runMain(async () => {
         value: "BYTES",
       },
       "idle-timeout": idleTimeoutFlag(300),
+      "max-connections": maxConnectionsFlag(500),
     },
   });
   const options = {
@@ -52,11 +55,12 @@ await runMain(async () => {
     what: "the client",
   };
   const listener = listen({ host: flags.host, port: flags.port, lesson: 5 });
-  for await (const conn of listener) {
-    // No `await`: each connection runs on its own, so clients are served at
-    // the same time (lesson 08 explains how).
-    serve(conn, flags.naive, options);
-  }
+  // Each connection runs on its own, so clients are served at the same time
+  // (lesson 08 explains how), at most --max-connections of them.
+  await serveEach(listener, (conn) => serve(conn, flags.naive, options), {
+    maxConnections: flags["max-connections"],
+    busyReply: utf8Encode("error: server busy\n"), // an error line, like the others
+  });
 });
 
 /** The answer to line number `n`: `3: olleH` for "Hello". */
@@ -73,7 +77,11 @@ async function serve(
   const peer = formatAddr(conn.remoteAddr);
   console.log(`connection from ${peer}`);
   let count = 0;
-  const send = (line: string) => writeAll(conn, utf8Encode(line + "\n"));
+  // A client that sends lines but never reads the answers would make a plain
+  // writeAll wait for ever: a write that makes no progress for the idle
+  // timeout closes the connection.
+  const send = (line: string) =>
+    writeAllWithTimeout(conn, utf8Encode(line + "\n"), options.idleTimeoutMs, options.what);
   try {
     if (naive) {
       // The bug: one read is NOT one message. Whatever this read happened to

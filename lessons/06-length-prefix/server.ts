@@ -18,12 +18,14 @@ import {
   formatAddr,
   idleTimeoutFlag,
   listen,
+  maxConnectionsFlag,
   parseFlags,
   plural,
   readFrames,
   runMain,
+  serveEach,
   utf8Encode,
-  writeAll,
+  writeAllWithTimeout,
 } from "../../lib/mod.ts";
 import { sha256Hex } from "./digest.ts";
 
@@ -40,6 +42,7 @@ await runMain(async () => {
         value: "BYTES",
       },
       "idle-timeout": idleTimeoutFlag(300),
+      "max-connections": maxConnectionsFlag(500),
     },
   });
   const options = {
@@ -48,7 +51,11 @@ await runMain(async () => {
     what: "the client",
   };
   const listener = listen({ host: flags.host, port: flags.port, lesson: 6 });
-  for await (const conn of listener) serve(conn, options);
+  // Many clients at once (lesson 08), at most --max-connections of them.
+  await serveEach(listener, (conn) => serve(conn, options), {
+    maxConnections: flags["max-connections"],
+    busyReply: encodeFrame(utf8Encode("error: server busy")), // a frame, like every answer
+  });
 });
 
 async function serve(
@@ -59,7 +66,9 @@ async function serve(
   console.log(`connection from ${peer}`);
   let count = 0;
   let bytes = 0;
-  const reply = (text: string) => writeAll(conn, encodeFrame(utf8Encode(text)));
+  // A client that never reads its answers is closed after the idle timeout.
+  const reply = (text: string) =>
+    writeAllWithTimeout(conn, encodeFrame(utf8Encode(text)), options.idleTimeoutMs, options.what);
   try {
     // readFrames reads the 4-byte length, then exactly that many bytes.
     for await (const frame of readFrames(conn, options)) {
