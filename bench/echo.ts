@@ -527,6 +527,8 @@ interface Measurement {
   /** Round trips per second (ping-pong) or MB/s (stream) or KiB per connection (idle). */
   value: number;
   latency: LatencyHistogram;
+  /** Round trips of each connection (ping-pong and stream). */
+  perConnection: number[];
   /** CPU use during the traffic, in cores (1 = one core all the time). */
   serverCpu: number;
   loadCpu: number[];
@@ -586,6 +588,7 @@ async function measureTraffic(
   )).map((m) => m.result);
 
   const latency = new LatencyHistogram();
+  const perConnection = results.flatMap((r) => r.perConnection);
   let value = 0;
   const errors: string[] = [];
   for (const r of results) {
@@ -601,6 +604,7 @@ async function measureTraffic(
   return {
     value,
     latency,
+    perConnection,
     serverCpu: (after.cpuMs - before.cpuMs) / Math.max(1, after.at - before.at),
     loadCpu: results.map((r) => r.cpuMs / Math.max(1, r.wallMs)),
     machineCpu: machine * CORES,
@@ -638,6 +642,7 @@ async function measureIdle(
   return {
     value: (after.rss - before.rss) / connections / 1024,
     latency: new LatencyHistogram(),
+    perConnection: [],
     serverCpu: NaN,
     loadCpu: [],
     machineCpu: NaN,
@@ -769,18 +774,21 @@ function store(runs: Runs, key: string, workload: Workload, rep: number, m: Meas
   byWorkload.get(workload)![rep] = m;
 }
 
+/** Node's version, or undefined if `node` is not installed. */
 async function nodeVersion(): Promise<string | undefined> {
   try {
+    // Without a real `node` on PATH, Deno runs itself in its place: ask which one answers.
     const { stdout, success } = await new Deno.Command("node", {
-      args: ["--version"],
+      args: ["-e", "console.log(typeof Deno === 'undefined' ? process.version : 'deno')"],
       stdin: "null",
       stdout: "piped",
       stderr: "null",
       signal: AbortSignal.timeout(10_000),
     }).output();
-    return success ? new TextDecoder().decode(stdout).trim() : undefined;
+    const version = new TextDecoder().decode(stdout).trim();
+    return success && version.startsWith("v") ? version : undefined;
   } catch {
-    return undefined; // not installed (or not allowed)
+    return undefined; // not allowed, or it hung
   }
 }
 
@@ -1011,6 +1019,30 @@ function report(specs: ServerSpec[], config: Config, runs: Runs): string[] {
       "CPU during the traffic (medians; 100% = one core): who was saturated.",
       "",
       ...cpuTable(specs.map((s) => [s, s.name]), cpuWorkloads, config, runs),
+    );
+  }
+  if (config.workloads.has("pp1000")) {
+    const stat = (spec: ServerSpec, of: (m: Measurement) => number) => {
+      const all = runs.get(spec.name)?.get("pp1000") ?? [];
+      return median(all.filter((m): m is Measurement => !!m).map(of));
+    };
+    const fewest = (m: Measurement) => Math.min(...m.perConnection);
+    const most = (m: Measurement) => Math.max(...m.perConnection);
+    out.push(
+      "",
+      `Fairness with ${grouped(config.busyConnections)} busy connections (medians over the runs).`,
+      "",
+      ...table(
+        ["server", "round trips per connection: fewest / median / most", "longest wait, ms"],
+        specs.map((spec) => [
+          spec.label,
+          [fewest, (m: Measurement) => median(m.perConnection), most]
+            .map((f) => stat(spec, f)).map((v) => Number.isFinite(v) ? grouped(v) : "-")
+            .join(" / "),
+          ms(stat(spec, (m) => m.latency.max)),
+        ]),
+        [false, true, true],
+      ),
     );
   }
   if (config.reps > 1) {

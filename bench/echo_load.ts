@@ -56,6 +56,8 @@ export interface JobResult {
   errorCount: number;
   errors: string[];
   latency: LatencyHistogramData;
+  /** Round trips of each connection. */
+  perConnection: number[];
   /** CPU time this process used during the traffic, and the wall time it took. */
   cpuMs: number;
   wallMs: number;
@@ -121,6 +123,7 @@ async function runTraffic(job: Job): Promise<JobResult> {
     errorCount: stats.errorCount,
     errors: stats.errors,
     latency: stats.latency.toJSON(),
+    perConnection: stats.roundTripsByConnection,
     cpuMs: (cpu.user + cpu.system) / 1000,
     wallMs: performance.now() - wallStart,
   };
@@ -167,6 +170,7 @@ async function runIdle(job: Job): Promise<JobResult> {
     errorCount: 0,
     errors: [],
     latency: stats.latency.toJSON(),
+    perConnection: [],
     cpuMs: 0,
     wallMs: 0,
   };

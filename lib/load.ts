@@ -422,6 +422,11 @@ export class LoadStats {
   errorCount = 0;
   /** Why they failed: the first {@linkcode MAX_ERRORS_KEPT} messages. */
   errors: string[] = [];
+  /**
+   * Round trips of each connection, by its index, filled in as each one
+   * ends. Fairness shows here: the fewest next to the most.
+   */
+  roundTripsByConnection: number[] = [];
   /** Round-trip latencies. */
   latency: LatencyHistogram = new LatencyHistogram();
   /** `performance.now()` when the traffic started (all connections up); NaN before. */
@@ -544,6 +549,8 @@ class LoadConnection {
   waitingFor = "the echo";
   /** Set by the idle tracker when it closed the connection. */
   timedOut = false;
+  /** Round trips done on this connection. */
+  roundTrips = 0;
 
   constructor(readonly conn: Deno.TcpConn, readonly id: number, readonly run: Run) {}
 
@@ -569,6 +576,7 @@ async function runConnection(c: LoadConnection): Promise<void> {
     if (reason === undefined) throw error;
     stats.addError(`connection ${c.id + 1}: ${reason}`);
   } finally {
+    stats.roundTripsByConnection[c.id] = c.roundTrips;
     tracker.delete(c);
     // Closing also ends whatever the other task of this connection was waiting for.
     closeQuietly(c.conn);
@@ -600,6 +608,7 @@ async function pingPong(c: LoadConnection, messages: number, seconds = Infinity)
     stats.lastEchoAt = performance.now();
     stats.latency.record(stats.lastEchoAt - sentAt);
     stats.roundTrips++;
+    c.roundTrips++;
     stats.bytes += size;
   }
   await goodbye(c, buffer);
@@ -660,7 +669,9 @@ async function stream(c: LoadConnection, seconds: number): Promise<void> {
         throw new EchoError(mismatch(where, echo[wrong], pattern.bytes(c.id, echoed, n)[wrong]));
       }
       const now = performance.now();
-      stats.roundTrips += Math.floor((echoed + n) / size) - Math.floor(echoed / size);
+      const writesEchoed = Math.floor((echoed + n) / size) - Math.floor(echoed / size);
+      stats.roundTrips += writesEchoed;
+      c.roundTrips += writesEchoed;
       echoed += n;
       stats.bytes += n;
       stats.lastEchoAt = now;

@@ -110,6 +110,8 @@ Deno.test("runLoad: ping-pong with seconds stops after that time, messages left 
     assert(stats.roundTrips > 0);
     assertEquals(stats.bytes, stats.roundTrips * 64);
     assertEquals(stats.latency.count, stats.roundTrips);
+    assertEquals(stats.roundTripsByConnection.length, 3);
+    assertEquals(stats.roundTripsByConnection.reduce((a, b) => a + b), stats.roundTrips);
     // A message is sent only before the time is up, so traffic ran close to 0.3 s.
     assert(stats.elapsedMs >= 270, `ran ${stats.elapsedMs} ms`);
     assertEquals(server.counts.bytes, stats.bytes); // the server got exactly what was checked
@@ -145,6 +147,7 @@ Deno.test("runLoad: beforeTraffic runs with every connection up and no byte sent
     assertEquals(seen, { connected: 4, bytes: 0, roundTrips: 0 });
     assert(stats.startedAt >= releasedAt, "the traffic waited for beforeTraffic");
     assertEquals(stats.roundTrips, 20);
+    assertEquals(stats.roundTripsByConnection, [5, 5, 5, 5]);
     assertEquals(server.counts.bytes, 20 * 64);
   } finally {
     await server.close();
