@@ -4,15 +4,16 @@
  * Lesson 08 served thousands of clients on one thread, one event loop. That
  * loop runs on one core; on a machine with more cores, the others sit idle.
  * This server starts `--workers N` Deno Workers (default: one per core). Each
- * worker is a thread with its own event loop, and each listens on the same
- * port with `reusePort: true` (SO_REUSEPORT). The kernel spreads new
- * connections over their sockets, by a hash of each connection's addresses
- * and ports; a connection then stays with its worker until it closes.
+ * worker is a thread with its own event loop running lesson 08's
+ * `echoServer`, and each listens on the same port with `reusePort: true`
+ * (SO_REUSEPORT). The kernel spreads new connections over their sockets, by
+ * a hash of each connection's addresses and ports; a connection then stays
+ * with its worker until it closes.
  *
- * This main thread does no echoing. It parses the flags, starts the workers
- * one after the other, prints `listening on HOST:PORT` once all of them
- * listen, and on Ctrl-C or SIGTERM tells them to stop and prints what each
- * one served.
+ * This main thread does no echoing. It parses the flags (lesson 08's, plus
+ * `--workers` and `--work`), starts the workers one after the other, prints
+ * `listening on HOST:PORT` once all of them listen, and on Ctrl-C or SIGTERM
+ * tells them to stop and prints what each one served.
  *
  * `--port 0` needs care: each worker would get a different free port. So the
  * first worker binds port 0, tells us the port the system picked, and the
@@ -21,18 +22,27 @@
  * SO_REUSEPORT spreading connections like this is Linux behaviour; on other
  * systems the server runs one worker and says why.
  */
-import { LessonError, listenError, parseFlags, runMain } from "../../lib/mod.ts";
+import { LessonError, listenError, parseFlags, plural, runMain } from "../../lib/mod.ts";
+import { type EchoSummary, SERVER_FLAGS, summaryLine } from "../08-many-clients/server.ts";
+
+/** Where and how a worker serves. */
+export interface StartOptions {
+  host: string;
+  port: number;
+  maxConnections: number;
+  idleSeconds: number;
+  quiet: boolean;
+  workMicroseconds: number;
+}
 
 /** What the main thread tells a worker. */
-export type ToWorker =
-  | { type: "start"; host: string; port: number }
-  | { type: "stop" };
+export type ToWorker = { type: "start"; options: StartOptions } | { type: "stop" };
 
 /** What a worker tells the main thread. */
 export type FromWorker =
   | { type: "listening"; port: number }
   | { type: "failed"; message: string }
-  | { type: "stopped"; open: number; served: number; bytes: number };
+  | ({ type: "stopped" } & EchoSummary);
 
 const LESSON = 10;
 
@@ -44,6 +54,7 @@ await runMain(async () => {
     summary: "Echoes every byte back to each client, on several threads (Deno Workers) " +
       "that all listen on the same port.",
     flags: {
+      ...SERVER_FLAGS,
       workers: {
         type: "number",
         description: `how many worker threads to start (default: one per core, ${cores} here)`,
@@ -51,8 +62,16 @@ await runMain(async () => {
         max: 256,
         value: "N",
       },
+      work: {
+        type: "number",
+        description: "compute (hash) for about this long before echoing each chunk, " +
+          "like a handler that needs the CPU",
+        default: 0,
+        max: 1_000_000,
+        value: "MICROSECONDS",
+      },
     },
-    epilog: "Example: deno task lesson10-server --workers 2",
+    epilog: "Example: deno task lesson10-server --workers 2 --work 200",
   });
   let count = flags.workers ?? cores;
   let note = "";
@@ -64,9 +83,10 @@ await runMain(async () => {
     count = 1;
   }
 
-  // reusePort has a catch: a second copy of this server would happily share
-  // the port (and half of the connections) instead of failing with "address
-  // in use". So first check that nobody holds the port, with a plain listen.
+  // reusePort has a catch: any program of the same user that sets it can
+  // share the port (and get some of the connections) instead of failing
+  // with "address in use", a second copy of this server included. So first
+  // check that nobody holds the port, with a plain listen.
   if (flags.port !== 0) {
     try {
       Deno.listen({ hostname: flags.host, port: flags.port }).close();
@@ -77,7 +97,15 @@ await runMain(async () => {
 
   // Start the workers one at a time: the first one may pick the port.
   const workers: Worker[] = [];
-  let port = flags.port;
+  const options: StartOptions = {
+    host: flags.host,
+    port: flags.port,
+    // The limit is for the whole server: each worker gets its share.
+    maxConnections: Math.ceil(flags["max-connections"] / count),
+    idleSeconds: flags["idle-timeout"],
+    quiet: flags.quiet,
+    workMicroseconds: flags.work,
+  };
   try {
     for (let id = 1; id <= count; id++) {
       const worker = new Worker(new URL("./worker.ts", import.meta.url), {
@@ -85,16 +113,16 @@ await runMain(async () => {
         name: `worker ${id}`,
       });
       workers.push(worker);
-      const reply = await request(worker, { type: "start", host: flags.host, port });
+      const reply = await request(worker, { type: "start", options });
       if (reply.type === "failed") throw new LessonError(reply.message);
-      if (reply.type === "listening") port = reply.port;
+      if (reply.type === "listening") options.port = reply.port;
     }
   } catch (error) {
     for (const worker of workers) worker.terminate();
     throw error;
   }
   const host = flags.host.includes(":") ? `[${flags.host}]` : flags.host;
-  console.log(`listening on ${host}:${port}`);
+  console.log(`listening on ${host}:${options.port}`);
   console.log(`${plural(count, "worker")} sharing the port, each with its own event loop`);
   if (note) console.log(note);
 
@@ -102,25 +130,31 @@ await runMain(async () => {
   const signals: Deno.Signal[] = Deno.build.os === "windows"
     ? ["SIGINT", "SIGBREAK"]
     : ["SIGINT", "SIGTERM"];
-  await new Promise<void>((resolve) => {
-    for (const signal of signals) Deno.addSignalListener(signal, resolve);
-  });
+  const { promise: signalled, resolve } = Promise.withResolvers<void>();
+  for (const signal of signals) Deno.addSignalListener(signal, resolve);
+  await signalled;
 
-  // Graceful shutdown: every worker stops accepting, lets echoes in progress
+  // Graceful shutdown: every worker stops accepting, lets busy connections
   // finish (for up to a second) and reports. They stop at the same time.
-  const reports = await Promise.all(workers.map((worker) => request(worker, { type: "stop" })));
-  const open = reports.reduce((sum, r) => sum + (r.type === "stopped" ? r.open : 0), 0);
-  console.log(`shutting down: ${open} connection${open === 1 ? "" : "s"} open`);
-  let served = 0;
-  let bytes = 0;
+  const replies = await Promise.all(workers.map((worker) => request(worker, { type: "stop" })));
+  const reports = replies.filter((r) => r.type === "stopped");
+  const total: EchoSummary = {
+    open: 0,
+    served: 0,
+    turnedAway: 0,
+    idleClosed: 0,
+    cutOff: 0,
+    bytes: 0,
+  };
+  for (const report of reports) {
+    for (const key of Object.keys(total) as (keyof EchoSummary)[]) total[key] += report[key];
+  }
+  console.log(`shutting down: ${plural(total.open, "connection")} open`);
   for (const [i, report] of reports.entries()) {
-    if (report.type !== "stopped") continue;
     console.log(`worker ${i + 1} served ${plural(report.served, "connection")}`);
-    served += report.served;
-    bytes += report.bytes;
   }
   for (const worker of workers) worker.terminate();
-  console.log(`served ${plural(served, "connection")}, echoed ${bytes} bytes`);
+  console.log(summaryLine(total));
   Deno.exit(0); // the signal listeners would keep the process alive
 });
 
@@ -141,8 +175,4 @@ function request(worker: Worker, message: ToWorker): Promise<FromWorker> {
     };
     worker.postMessage(message);
   });
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }

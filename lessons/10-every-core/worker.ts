@@ -1,126 +1,83 @@
 /**
- * Lesson 10 worker: one echo server on one thread.
+ * Lesson 10 worker: lesson 08's echo server on one thread.
  *
  * server.ts starts one of these per core. Each is a Deno Worker: a separate
  * JavaScript thread with its own event loop, sharing nothing with the others.
  * Each opens its own listening socket on the SAME port, with `reusePort: true`
  * (SO_REUSEPORT), and the Linux kernel hands every new connection to one of
- * them. From then on the connection belongs to that worker alone: the echo
- * loop below is lesson 08's, one event loop serving many clients.
+ * them. From then on the connection belongs to that worker alone, and
+ * lesson 08's `echoServer` serves it, with all of lesson 08's limits.
  *
  * The worker talks to the main thread with messages (see `ToWorker` and
  * `FromWorker` in server.ts): it is told where to listen and when to stop,
  * and it reports its port, any error, and at the end what it served.
  */
 /// <reference lib="deno.worker" />
-import { describeNetError } from "../../lib/errors.ts";
-import { closeQuietly, listenError } from "../../lib/net.ts";
-import type { FromWorker, ToWorker } from "./server.ts";
+import { listenError } from "../../lib/net.ts";
+import { echoServer, type EchoSummary } from "../08-many-clients/server.ts";
+import type { FromWorker, StartOptions, ToWorker } from "./server.ts";
 
-/** Same sizes as lesson 08: start small, grow for fast senders. */
-const FIRST_BUFFER = 4 * 1024;
-const MAX_BUFFER = 256 * 1024;
-
-/** How long in-flight echoes may take to finish when the server shuts down. */
-const SHUTDOWN_GRACE_MS = 1000;
-
-/** One connected client. */
-interface Client {
-  conn: Deno.TcpConn;
-  /** True while an echo is being written (shutdown lets it finish). */
-  echoing: boolean;
-}
-
-let listener: Deno.TcpListener | undefined;
-let stopping = false;
-const clients = new Set<Client>();
-const stats = { served: 0, bytes: 0 };
-let allClosed: (() => void) | undefined;
+let server: { stop(): Promise<EchoSummary> } | undefined;
 
 function send(message: FromWorker): void {
   self.postMessage(message);
 }
 
-self.onmessage = (event: MessageEvent<ToWorker>) => {
+self.onmessage = async (event: MessageEvent<ToWorker>) => {
   const message = event.data;
-  if (message.type === "start") start(message.host, message.port);
-  else if (message.type === "stop") stop();
+  if (message.type === "start") start(message.options);
+  else if (message.type === "stop" && server) send({ type: "stopped", ...await server.stop() });
 };
 
-function start(host: string, port: number): void {
+function start(options: StartOptions): void {
+  let listener: Deno.TcpListener;
   try {
     // The one new option: reusePort lets several sockets listen on one port.
     // (It is in Deno's unstable net API: run with --unstable-net, or
     // "unstable": ["net"] in deno.json.)
-    listener = Deno.listen({ hostname: host, port, reusePort: true });
+    listener = Deno.listen({ hostname: options.host, port: options.port, reusePort: true });
   } catch (error) {
-    send({ type: "failed", message: listenError(error, host, port).message });
+    send({ type: "failed", message: listenError(error, options.host, options.port).message });
     return;
   }
-  send({ type: "listening", port: (listener.addr as Deno.NetAddr).port });
-  acceptLoop(listener);
+  const work = options.workMicroseconds > 0 ? cpuWork(options.workMicroseconds) : undefined;
+  server = echoServer(listener, {
+    maxConnections: options.maxConnections,
+    idleSeconds: options.idleSeconds,
+    quiet: options.quiet,
+    write: (line) => console.log(`${self.name}: ${line}`),
+    beforeEcho: work,
+  });
+  send({ type: "listening", port: listener.addr.port });
 }
 
-/** Lesson 08's accept loop: no `await` on serve(), accept the next client at once. */
-async function acceptLoop(listener: Deno.TcpListener): Promise<void> {
-  while (true) {
-    let conn: Deno.TcpConn;
-    try {
-      conn = await listener.accept();
-    } catch (error) {
-      if (stopping || error instanceof Deno.errors.BadResource) break;
-      // Usually "too many open files" (`ulimit -n`): wait, then go on.
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      continue;
-    }
-    const client: Client = { conn, echoing: false };
-    clients.add(client);
-    stats.served++;
-    serve(client);
-  }
+/** Keeps V8 from skipping the hashing as unused. */
+let sink = 0;
+
+/** `rounds` rounds of 32-bit FNV-1a hashing: plain CPU work. */
+function hash(rounds: number, seed: number): number {
+  let h = (2166136261 ^ seed) >>> 0;
+  for (let i = 0; i < rounds; i++) h = Math.imul(h ^ (i & 0xff), 16777619);
+  return h;
 }
 
-/** One client, from accept to close: read, write back, repeat until EOF. */
-async function serve(client: Client): Promise<void> {
-  const { conn } = client;
-  let buffer = new Uint8Array(FIRST_BUFFER);
-  try {
-    while (!stopping) {
-      const n = await conn.read(buffer);
-      if (n === null) break; // EOF: the client half-closed
-      client.echoing = true;
-      let written = 0;
-      while (written < n) written += await conn.write(buffer.subarray(written, n));
-      client.echoing = false;
-      stats.bytes += n;
-      if (n === buffer.length && buffer.length < MAX_BUFFER) {
-        buffer = new Uint8Array(buffer.length * 2);
-      }
-    }
-  } catch (error) {
-    if (describeNetError(error) === undefined) throw error; // a bug: crash loudly
-  } finally {
-    closeQuietly(conn);
-    clients.delete(client);
-    if (clients.size === 0) allClosed?.();
+/**
+ * `--work`: a function that computes for about `microseconds` on each chunk,
+ * standing for a request handler that needs the CPU. It hashes a fixed
+ * number of rounds, measured once here: CPU work, so two workers on two
+ * cores really do twice as much (a sleep, or a spin on the clock, would not).
+ */
+function cpuWork(microseconds: number): (chunk: Uint8Array) => void {
+  const trial = 1_000_000;
+  hash(trial, 0); // let the JIT compile it first
+  let best = Infinity;
+  for (let i = 0; i < 5; i++) {
+    const start = performance.now();
+    sink ^= hash(trial, i);
+    best = Math.min(best, performance.now() - start);
   }
-}
-
-/** Lesson 08's graceful shutdown, then report to the main thread. */
-async function stop(): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  if (listener) closeQuietly(listener); // ends the accept loop
-  const open = clients.size;
-  for (const client of clients) if (!client.echoing) closeQuietly(client.conn);
-  if (clients.size > 0) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      new Promise<void>((resolve) => allClosed = resolve),
-      new Promise<void>((resolve) => timer = setTimeout(resolve, SHUTDOWN_GRACE_MS)),
-    ]);
-    clearTimeout(timer);
-    for (const client of clients) closeQuietly(client.conn);
-  }
-  send({ type: "stopped", open, served: stats.served, bytes: stats.bytes });
+  const rounds = Math.max(1, Math.round(trial * microseconds / (best * 1000)));
+  return (chunk) => {
+    sink ^= hash(rounds, chunk[0]);
+  };
 }
