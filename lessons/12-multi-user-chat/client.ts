@@ -1,0 +1,187 @@
+/**
+ * Lesson 12 client: a terminal for the multi-user chat.
+ *
+ * It turns what you type into protocol lines (`/name`, `/users`, `/chat`,
+ * `/to`, plain text, `/bye`) and the server's lines into friendly output
+ * (`bob: hi`, `* carol joined`). Two loops run side by side, as in lesson
+ * 11: the terminal and the connection.
+ *
+ * Every line we send gets exactly one answer (`ok ...`, `users ...`,
+ * `error ...`, or `bye`), so the client can count what it still waits for.
+ * When standard input ends, it waits (at most --timeout seconds) for the
+ * answers to everything it sent, then says `/bye`.
+ */
+import {
+  closeQuietly,
+  connect,
+  describeNetError,
+  LessonError,
+  LineDecoder,
+  parseFlags,
+  runMain,
+  timeoutFlag,
+  utf8Encode,
+  writeAllWithTimeout,
+} from "../../lib/mod.ts";
+import { readTerminalLines } from "../../lib/terminal.ts";
+import { MAX_LINE_BYTES, NAME_PATTERN } from "./room.ts";
+
+/** Server lines are `from NAME TEXT`: a little longer than the longest TEXT. */
+const MAX_SERVER_LINE_BYTES = MAX_LINE_BYTES + 64;
+
+const HELP = [
+  "* commands:",
+  "*   /users            who is here",
+  "*   /chat NAME        send your plain lines to NAME",
+  "*   /to NAME TEXT     send one message to NAME",
+  "*   /bye              leave",
+  "*   anything else goes to the person you chose with /chat",
+];
+
+await runMain(async () => {
+  const flags = parseFlags(Deno.args, {
+    lesson: 12,
+    role: "client",
+    summary: "Joins the lesson 12 chat: asks for a name (or --name), then type /help.",
+    flags: {
+      name: { type: "string", description: "your name (otherwise the client asks)", value: "NAME" },
+      timeout: timeoutFlag(10),
+    },
+    epilog: 'Example: echo "/users" | deno task lesson12-client --name alice',
+  });
+  if (flags.name !== undefined && !NAME_PATTERN.test(flags.name)) {
+    throw new LessonError("--name must be 1-32 letters, digits, _ or -", 2);
+  }
+  const timeoutMs = flags.timeout * 1000;
+  const conn = await connect({ host: flags.host, port: flags.port, lesson: 12 });
+
+  /** Lines sent that have not been answered yet. */
+  let waitingFor = 0;
+  let named = false;
+  let saidBye = false;
+  /** Wakes whoever waits for an answer (the name, all answers, bye). */
+  let onAnswer: () => void = () => {};
+  const answered = () => new Promise<void>((resolve) => onAnswer = resolve);
+
+  // Writes go one after another; a server that does not read for 10 s is given up.
+  let writing = Promise.resolve();
+  const send = (line: string) => {
+    waitingFor++;
+    writing = writing.then(() =>
+      writeAllWithTimeout(conn, utf8Encode(line + "\n"), 10_000, "the server")
+    ).catch(() => closeQuietly(conn)); // the read loop reports it
+    return writing;
+  };
+
+  /** Prints one server line the friendly way; returns true for `bye`. */
+  const show = (line: string): boolean => {
+    const [kind, ...words] = line.split(" ");
+    const rest = words.slice(1).join(" ");
+    switch (kind) {
+      case "from":
+        console.log(`${words[0]}: ${rest}`);
+        return false;
+      case "joined":
+      case "left":
+        console.log(`* ${words[0]} ${kind}`);
+        return false;
+      case "bye":
+        console.log("* bye");
+        return true;
+    }
+    // Everything else answers one line of ours.
+    waitingFor = Math.max(0, waitingFor - 1);
+    if (kind === "ok" && words[0] === "name") {
+      named = true;
+      console.log(`* you are ${rest}: /help lists the commands`);
+    } else if (kind === "ok" && words[0] === "chat") {
+      console.log(`* talking to ${rest}: plain lines go to ${rest}`);
+    } else if (kind === "users") {
+      console.log(`* here: ${words.join(", ")}`);
+    } else if (kind === "error" && !named && /^(name-taken|bad-name)$/.test(words[0])) {
+      console.log(`* ${rest}: type another name`);
+    } else if (kind === "error") {
+      console.log(`* ${words[0] === "slow-reader" ? "cut off" : "error"}: ${rest}`);
+    } else if (kind !== "ok") {
+      console.log(`* the server said: ${line}`);
+    }
+    onAnswer();
+    return false;
+  };
+
+  // The connection: print everything the server says until bye or EOF.
+  const reading = (async (): Promise<"bye" | string> => {
+    const decoder = new LineDecoder(MAX_SERVER_LINE_BYTES);
+    const buffer = new Uint8Array(16 * 1024);
+    try {
+      while (true) {
+        const n = await conn.read(buffer);
+        if (n === null) return "the server closed the connection";
+        for (const line of decoder.push(buffer.subarray(0, n))) if (show(line)) return "bye";
+        if (decoder.error) return `the server broke the protocol: ${decoder.error.message}`;
+      }
+    } catch (error) {
+      const reason = describeNetError(error);
+      if (reason === undefined) throw error;
+      return `lost the connection to the server: ${reason}`;
+    } finally {
+      onAnswer();
+      closeQuietly(conn);
+    }
+  })();
+  let over = false;
+  reading.then(() => over = true);
+
+  /** Says /bye once, then waits (bounded) for the server's bye. */
+  const leave = async () => {
+    if (!saidBye && !over) {
+      saidBye = true;
+      await send("/bye");
+    }
+    const timer = setTimeout(() => closeQuietly(conn), timeoutMs);
+    await reading;
+    clearTimeout(timer);
+  };
+  Deno.addSignalListener("SIGINT", leave);
+
+  // The terminal, side by side with the connection.
+  (async () => {
+    if (flags.name !== undefined) {
+      const reply = answered();
+      await send(`/name ${flags.name}`);
+      await reply;
+    }
+    if (!named && !over) console.log("* your name? (1-32 letters, digits, _ or -)");
+    for await (const line of readTerminalLines(MAX_LINE_BYTES)) {
+      if (over || saidBye) return;
+      if (!named) {
+        const reply = answered();
+        await send(`/name ${line.trim()}`);
+        await reply;
+        continue;
+      }
+      if (line === "/help") console.log(HELP.join("\n"));
+      else if (line === "/bye") return await leave();
+      else await send(line);
+    }
+    if (over || saidBye) return;
+    // Standard input ended: wait for the answers to what we sent, then leave.
+    const deadline = Date.now() + timeoutMs;
+    while (waitingFor > 0 && !over && Date.now() < deadline) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        answered(),
+        new Promise((resolve) => timer = setTimeout(resolve, deadline - Date.now())),
+      ]);
+      clearTimeout(timer);
+    }
+    await leave();
+  })();
+
+  const ending = await reading;
+  if (ending !== "bye") throw new LessonError(`* ${ending}`);
+  if (!named) throw new LessonError("* left without a name: none was accepted");
+  Deno.removeSignalListener("SIGINT", leave);
+});
+// The terminal loop may still be waiting for a line nobody will type.
+Deno.exit(0);

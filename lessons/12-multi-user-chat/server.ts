@@ -1,0 +1,75 @@
+/**
+ * Lesson 12 server: a chat for many users at once, with names.
+ *
+ * Every connection is served at the same time (lesson 08), speaking the line
+ * protocol of the README. The work is in room.ts, a module a later lesson can
+ * import: the room (names to sessions), one session per user, and the
+ * handling of one TCP connection (bounded reading, a bounded outgoing queue
+ * per user, idle tracking). This file parses the flags, accepts the
+ * connections and shuts down gracefully on Ctrl-C.
+ */
+import {
+  idleTimeoutFlag,
+  IdleTracker,
+  listen,
+  maxConnectionsFlag,
+  parseFlags,
+  runMain,
+  serveEach,
+} from "../../lib/mod.ts";
+import { ThrottledLog } from "../../lib/log.ts";
+import { ChatRoom, serveChatConnection, type TrackedConnection } from "./room.ts";
+
+await runMain(async () => {
+  const flags = parseFlags(Deno.args, {
+    lesson: 12,
+    role: "server",
+    summary: "A chat server for many users: /name, /users, /to, /chat, /bye (see the README).",
+    flags: {
+      "max-connections": maxConnectionsFlag(1000),
+      "idle-timeout": idleTimeoutFlag(600),
+      "max-queue": {
+        type: "number",
+        description: "the most bytes waiting for one client; a client that lets more pile up " +
+          "is too slow and is cut off",
+        default: 256 * 1024,
+        min: 4098,
+        value: "BYTES",
+      },
+    },
+  });
+  const listener = listen({ host: flags.host, port: flags.port, lesson: 12 });
+  // At most 20 lines a second: 1,000 users joining at once cannot flood the terminal.
+  const log = new ThrottledLog();
+  const room = new ChatRoom((line) => log.event(line));
+  // One timer for every connection (lesson 08): a quiet one is told bye and closed.
+  const idle = new IdleTracker<TrackedConnection>({
+    idleTimeoutMs: flags["idle-timeout"] * 1000,
+    onIdle: ({ session }) => session.end(`idle for ${flags["idle-timeout"]} s`, "bye"),
+  });
+  const options = {
+    maxQueueBytes: flags["max-queue"],
+    writeTimeoutMs: 30_000,
+    closeGraceMs: 5_000,
+    idle,
+  };
+
+  // Ctrl-C or SIGTERM: stop accepting, say bye to everyone, let it go out.
+  const onSignal = () => listener.close();
+  Deno.addSignalListener("SIGINT", onSignal);
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+
+  const open = new Set<Promise<void>>();
+  await serveEach(listener, (conn) => {
+    const serving = serveChatConnection(conn, room, { ...options, idle });
+    open.add(serving);
+    return serving.finally(() => open.delete(serving));
+  }, { maxConnections: flags["max-connections"], log: (line) => log.event(line) });
+
+  log.flush();
+  console.log(`shutting down: ${room.size} user${room.size === 1 ? "" : "s"} connected`);
+  for (const session of room.sessions()) session.end("server shutting down", "bye");
+  await Promise.all(open); // each closes within closeGraceMs
+  idle.stop();
+  log.flush();
+});
