@@ -77,6 +77,14 @@ Deno.test("bench-echo --quick: every workload against lesson 08 and the plain De
     assertMatch(machine, /^\d+% of \d+%$/);
     assertMatch(verdict, /^(server-bound|load-bound|machine full|neither \(latency-bound\))$/);
   }
+  // Fairness: round trips per connection, fewest ≤ median ≤ most, and the longest wait.
+  const fairness = tableRows(out.split("Fairness with 200 busy connections")[1] ?? "", "server");
+  assertEquals(fairness.map((row) => row[0]), ["lesson 08", "plain `Deno.listen` echo"]);
+  for (const [, counts, longest] of fairness) {
+    const [fewest, middle, most] = counts.split(" / ").map((n) => parseCell(n)[0]);
+    assert(fewest <= middle && middle <= most && most > 0, counts);
+    assert(parseCell(longest)[0] > 0, longest);
+  }
   // One progress line per run on stderr, and every process was stopped before the tables.
   assertEquals(result.stderr.match(/^run 1\/1 · /gm)?.length, 2 * 5, result.stderr);
   assert(!out.includes("Notes:"), out);
