@@ -279,6 +279,8 @@ export function parseFlags<F extends Record<string, FlagSpec> = Record<never, Fl
   const unknown: string[] = [];
   const parsed = parseArgs(args, {
     string: [
+      // "_" keeps positionals as typed: without it `set a 0123` would store 123.
+      "_",
       "host",
       "port",
       ...Object.keys(flagSpecs).filter((name) => flagSpecs[name].type !== "boolean"),

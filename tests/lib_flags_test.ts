@@ -92,6 +92,13 @@ Deno.test("parseFlags", async (t) => {
       'unexpected argument "hello" (see --help)',
     );
   });
+  await t.step("positionals stay text, as typed (a value such as 0123 keeps its zero)", () => {
+    const withPositionals = { ...spec, positionals: "COMMAND [ARGS...]" };
+    assertEquals(
+      parseFlags(["set", "a", "0123456789", "1e3"], withPositionals).positionals,
+      ["set", "a", "0123456789", "1e3"],
+    );
+  });
   await t.step("accepts positionals when the program declares them", () => {
     const flags = parseFlags(["set", "color", "blue"], {
       ...spec,
