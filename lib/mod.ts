@@ -15,8 +15,9 @@
  *   `closeQuietly`
  * - `accept.ts`: `acceptConnections`, `serveEach`, `ConnectionLimit`: an
  *   accept loop that one client cannot stop
- * - `io.ts`: `writeAll`, `readChunks`, `readAll`, `readWithTimeout`,
- *   `withDeadline`: write every byte, read with size and time limits
+ * - `io.ts`: `writeAll`, `writeAllWithTimeout`, `readChunks`, `readAll`,
+ *   `readWithTimeout`, `withDeadline`: write every byte, read with size and
+ *   time limits
  * - `text.ts`: `utf8Encode`, `utf8Decode`, `Utf8StreamDecoder`,
  *   `Utf8Error`, `hexdump`, `quote`, `plural`
  * - `lines.ts` (lesson 05): `readLines`, `LineDecoder`, `LineTooLongError`,
@@ -30,6 +31,8 @@
  *   without a timer per read), `ThrottledLog` (a log that cannot flood the
  *   terminal)
  * - `load.ts` (lesson 09): `runLoad`, `formatReport`: the load generator
+ * - `terminal.ts` (lessons 11, 12): `readTerminalLines`: what the user
+ *   types, line by line
  *
  * `deno doc lib/mod.ts` lists every export with its documentation, and
  * `deno doc --filter LineDecoder lib/mod.ts` shows one.
@@ -49,4 +52,5 @@ export * from "./log.ts";
 export * from "./load.ts";
 export * from "./message.ts";
 export * from "./net.ts";
+export * from "./terminal.ts";
 export * from "./text.ts";
