@@ -131,13 +131,13 @@ export interface AcceptOptions {
  * }
  * ```
  */
-export async function* acceptConnections(
-  listener: Deno.Listener<Deno.TcpConn>,
+export async function* acceptConnections<C extends Deno.Conn = Deno.TcpConn>(
+  listener: Deno.Listener<C>,
   options: AcceptOptions = {},
-): AsyncGenerator<Deno.TcpConn> {
+): AsyncGenerator<C> {
   let backoffMs = 0;
   while (true) {
-    let conn: Deno.TcpConn;
+    let conn: C;
     try {
       conn = await listener.accept();
     } catch (error) {
@@ -179,7 +179,8 @@ export interface ServeOptions {
  * client over the limit gets `server busy` and is closed.
  *
  * `handle` must deal with its connection's errors itself (a rejected promise
- * is a bug and crashes the server with its stack trace).
+ * is a bug and crashes the server with its stack trace). Any stream listener
+ * works: TCP, or a Unix socket (lesson 17).
  *
  * @example
  * ```ts ignore
@@ -189,9 +190,9 @@ export interface ServeOptions {
  * }, { maxConnections: 1000 });
  * ```
  */
-export async function serveEach(
-  listener: Deno.Listener<Deno.TcpConn>,
-  handle: (conn: Deno.TcpConn) => Promise<void>,
+export async function serveEach<C extends Deno.Conn = Deno.TcpConn>(
+  listener: Deno.Listener<C>,
+  handle: (conn: C) => Promise<void>,
   options: ServeOptions,
 ): Promise<void> {
   const log = options.log ?? console.log;

@@ -11,6 +11,7 @@ import { concat } from "@std/bytes";
 import {
   connect,
   describeNetError,
+  type Flags,
   LessonError,
   parseFlags,
   readLines,
@@ -29,25 +30,41 @@ const MAX_INPUT_BYTES = 1024 * 1024;
 const PIECE_BYTES = 2;
 const PAUSE_MS = 20;
 
-await runMain(async () => {
-  const flags = parseFlags(Deno.args, {
-    lesson: 5,
-    role: "client",
-    summary: "Sends lines to the lesson 05 server and prints each answer line. " +
-      "Lines come from --message (repeatable) or standard input.",
-    flags: {
-      message: { type: "list", description: "a line to send", value: "TEXT" },
-      split: { type: "boolean", description: `write each line in ${PIECE_BYTES}-byte pieces` },
-      burst: { type: "boolean", description: "write all lines in one single write" },
-      timeout: timeoutFlag(10),
-    },
+/** Lesson 05 client's flags (lesson 17's client has them too). */
+export const CLIENT_FLAGS = {
+  message: { type: "list", description: "a line to send", value: "TEXT" },
+  split: { type: "boolean", description: `write each line in ${PIECE_BYTES}-byte pieces` },
+  burst: { type: "boolean", description: "write all lines in one single write" },
+  timeout: timeoutFlag(10),
+} as const;
+
+if (import.meta.main) {
+  await runMain(async () => {
+    const flags = parseFlags(Deno.args, {
+      lesson: 5,
+      role: "client",
+      summary: "Sends lines to the lesson 05 server and prints each answer line. " +
+        "Lines come from --message (repeatable) or standard input.",
+      flags: CLIENT_FLAGS,
+    });
+    await talk(flags, () => connect({ host: flags.host, port: flags.port, lesson: 5 }));
   });
+}
+
+/**
+ * Sends the lines (from --message, or standard input) over the connection
+ * that `open` makes and prints the answers. Lesson 17 opens a Unix socket.
+ */
+export async function talk(
+  flags: Omit<Flags<typeof CLIENT_FLAGS>, "host" | "port" | "positionals">,
+  open: () => Promise<Deno.Conn>,
+): Promise<void> {
   if (flags.split && flags.burst) throw new UsageError("choose --split or --burst, not both");
   const lines = flags.message.length > 0 ? flags.message : await readStdinLines();
   for (const line of lines) console.log(`> ${line}`);
   const bytes = lines.map((line) => utf8Encode(line + "\n"));
 
-  using conn = await connect({ host: flags.host, port: flags.port, lesson: 5 });
+  using conn = await open();
   const timeoutMs = flags.timeout * 1000;
 
   // Write and read at the same time (a reply can arrive before we finish
@@ -58,11 +75,11 @@ await runMain(async () => {
       send(conn, bytes, flags),
       receive(conn, lines, bytes.reduce((sum, line) => sum + line.length, 0), timeoutMs),
     ]));
-});
+}
 
 /** Writes the lines, one write each, in `--split` pieces, or in one `--burst`. */
 async function send(
-  conn: Deno.TcpConn,
+  conn: Deno.Conn,
   bytes: Uint8Array[],
   how: { split: boolean; burst: boolean },
 ) {
@@ -98,7 +115,7 @@ async function send(
  * byte, so even it cannot send more answer lines than we sent bytes: more
  * than that, and we stop listening.
  */
-async function receive(conn: Deno.TcpConn, lines: string[], sentBytes: number, timeoutMs: number) {
+async function receive(conn: Deno.Conn, lines: string[], sentBytes: number, timeoutMs: number) {
   const bye = lines.indexOf("/bye");
   const expected = bye === -1 ? lines.length : bye + 1;
   let count = 0;

@@ -14,6 +14,7 @@ import {
   closeQuietly,
   DEFAULT_MAX_LINE_BYTES,
   describeNetError,
+  type Flags,
   formatAddr,
   idleTimeoutFlag,
   LessonError,
@@ -30,38 +31,53 @@ import {
   writeAllWithTimeout,
 } from "../../lib/mod.ts";
 
-await runMain(async () => {
-  const flags = parseFlags(Deno.args, {
-    lesson: 5,
-    role: "server",
-    summary: "Answers each line with its number and the text reversed; /bye closes. " +
-      "Serves many clients at once.",
-    flags: {
-      naive: { type: "boolean", description: "no framing: treat each read as one message (buggy)" },
-      "max-line": {
-        type: "number",
-        description: "longest line accepted, in bytes",
-        default: DEFAULT_MAX_LINE_BYTES,
-        min: 1,
-        value: "BYTES",
-      },
-      "idle-timeout": idleTimeoutFlag(300),
-      "max-connections": maxConnectionsFlag(500),
-    },
+/** Lesson 05's flags (lesson 17 serves the same lines over a Unix socket, with these). */
+export const SERVER_FLAGS = {
+  naive: { type: "boolean", description: "no framing: treat each read as one message (buggy)" },
+  "max-line": {
+    type: "number",
+    description: "longest line accepted, in bytes",
+    default: DEFAULT_MAX_LINE_BYTES,
+    min: 1,
+    value: "BYTES",
+  },
+  "idle-timeout": idleTimeoutFlag(300),
+  "max-connections": maxConnectionsFlag(500),
+} as const;
+
+if (import.meta.main) {
+  await runMain(async () => {
+    const flags = parseFlags(Deno.args, {
+      lesson: 5,
+      role: "server",
+      summary: "Answers each line with its number and the text reversed; /bye closes. " +
+        "Serves many clients at once.",
+      flags: SERVER_FLAGS,
+    });
+    const listener = listen({ host: flags.host, port: flags.port, lesson: 5 });
+    await serveLines(listener, flags);
   });
+}
+
+/**
+ * Serves every connection `listener` accepts until it is closed. Each one
+ * runs on its own, so clients are served at the same time (lesson 08 explains
+ * how), at most --max-connections of them. Lesson 17 passes a Unix listener.
+ */
+export async function serveLines<C extends Deno.Conn>(
+  listener: Deno.Listener<C>,
+  flags: Omit<Flags<typeof SERVER_FLAGS>, "host" | "port" | "positionals">,
+): Promise<void> {
   const options = {
     maxLineBytes: flags["max-line"],
     idleTimeoutMs: flags["idle-timeout"] * 1000,
     what: "the client",
   };
-  const listener = listen({ host: flags.host, port: flags.port, lesson: 5 });
-  // Each connection runs on its own, so clients are served at the same time
-  // (lesson 08 explains how), at most --max-connections of them.
   await serveEach(listener, (conn) => serve(conn, flags.naive, options), {
     maxConnections: flags["max-connections"],
     busyReply: utf8Encode("error: server busy\n"), // an error line, like the others
   });
-});
+}
 
 /** The answer to line number `n`: `3: olleH` for "Hello". */
 function answer(n: number, text: string): string {
@@ -70,7 +86,7 @@ function answer(n: number, text: string): string {
 }
 
 async function serve(
-  conn: Deno.TcpConn,
+  conn: Deno.Conn,
   naive: boolean,
   options: { maxLineBytes: number; idleTimeoutMs: number; what: string },
 ) {
