@@ -79,8 +79,8 @@ export async function serveLines<C extends Deno.Conn>(
   });
 }
 
-/** The answer to line number `n`: `3: olleH` for "Hello". */
-function answer(n: number, text: string): string {
+/** The answer to line number `n`: `3: olleH` for "Hello" (lesson 15 uses it too). */
+export function answer(n: number, text: string): string {
   // Reverse by character, not by UTF-16 unit, so 🌮 stays whole.
   return `${n}: ${[...text].reverse().join("")}`;
 }
