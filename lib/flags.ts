@@ -165,6 +165,11 @@ export interface ProgramSpec<F extends Record<string, FlagSpec>> {
   positionals?: string;
   /** Extra text for the end of `--help` (examples). */
   epilog?: string;
+  /**
+   * False for a program that has no `--host`/`--port` (lesson 17 has a
+   * socket path instead); then `host` and `port` are not set. Default true.
+   */
+  hostPort?: boolean;
 }
 
 /**
@@ -209,7 +214,9 @@ export function usage<F extends Record<string, FlagSpec>>(spec: ProgramSpec<F>):
   const portHelp = spec.role === "server"
     ? `port to listen on, 0 picks a free one (default ${defaultPort(spec.lesson)})`
     : `server port (default ${defaultPort(spec.lesson)})`;
-  const rows: [string, string][] = [["--host HOST", hostHelp], ["--port PORT", portHelp]];
+  const rows: [string, string][] = spec.hostPort === false
+    ? []
+    : [["--host HOST", hostHelp], ["--port PORT", portHelp]];
   for (const [name, flag] of Object.entries(spec.flags ?? {})) {
     const value = flag.type === "boolean" ? "" : ` ${flag.value ?? name.toUpperCase()}`;
     const dflt = "default" in flag && flag.default !== undefined
@@ -281,8 +288,7 @@ export function parseFlags<F extends Record<string, FlagSpec> = Record<never, Fl
     string: [
       // "_" keeps positionals as typed: without it `set a 0123` would store 123.
       "_",
-      "host",
-      "port",
+      ...(spec.hostPort === false ? [] : ["host", "port"]),
       ...Object.keys(flagSpecs).filter((name) => flagSpecs[name].type !== "boolean"),
     ],
     boolean: ["help", ...Object.keys(flagSpecs).filter((n) => flagSpecs[n].type === "boolean")],
@@ -307,18 +313,20 @@ export function parseFlags<F extends Record<string, FlagSpec> = Record<never, Fl
   }
 
   const result: Record<string, unknown> = { positionals };
-  const host = parsed.host === undefined ? "127.0.0.1" : lastValue("host", parsed.host);
-  if (host === "") throw new UsageError("--host needs an address, e.g. --host 127.0.0.1");
-  result.host = host;
-  result.port = parsed.port === undefined
-    ? defaultPort(spec.lesson)
-    : parseNumber("port", lastValue("port", parsed.port), {
-      type: "number",
-      description: "",
-      // A server may ask for port 0 (any free port); a client must name a real one.
-      min: spec.role === "server" ? 0 : 1,
-      max: 65535,
-    });
+  if (spec.hostPort !== false) {
+    const host = parsed.host === undefined ? "127.0.0.1" : lastValue("host", parsed.host);
+    if (host === "") throw new UsageError("--host needs an address, e.g. --host 127.0.0.1");
+    result.host = host;
+    result.port = parsed.port === undefined
+      ? defaultPort(spec.lesson)
+      : parseNumber("port", lastValue("port", parsed.port), {
+        type: "number",
+        description: "",
+        // A server may ask for port 0 (any free port); a client must name a real one.
+        min: spec.role === "server" ? 0 : 1,
+        max: 65535,
+      });
+  }
 
   for (const [name, flag] of Object.entries(flagSpecs)) {
     const raw = parsed[name];

@@ -30,7 +30,7 @@ import { equals } from "@std/bytes";
 import { describeNetError, LessonError } from "./errors.ts";
 import { IdleTracker } from "./connections.ts";
 import { writeAll } from "./io.ts";
-import { closeQuietly, connect } from "./net.ts";
+import { closeQuietly, connect, connectUnix } from "./net.ts";
 
 /**
  * The pattern repeats every this many bytes. It is a prime number, so no
@@ -374,6 +374,8 @@ export type LoadOptions =
     port: number;
     /** The lesson number, for the hint when nobody is listening. */
     lesson: number;
+    /** If set, connect to this Unix socket instead of host:port (lesson 17 compares the two). */
+    path?: string;
     /** How many connections run at once. */
     connections: number;
     /** Bytes per message (ping-pong) or per write (stream). */
@@ -503,7 +505,7 @@ export async function runLoad(
   stats: LoadStats = new LoadStats(),
 ): Promise<LoadStats> {
   const pattern = new EchoPattern(Math.max(options.size, READ_BYTES));
-  const conns: Deno.TcpConn[] = [];
+  const conns: Deno.Conn[] = [];
   // One timer for all connections closes those that wait too long for an
   // echo: a timer around each read made ping-pong a third slower (see connections.ts).
   const tracker = new IdleTracker<LoadConnection>({
@@ -517,9 +519,14 @@ export async function runLoad(
   try {
     // One at a time: a burst of connects can overflow the server's accept queue.
     for (let i = 0; i < options.connections; i++) {
-      conns.push(await connect({ ...options, timeoutMs: options.timeoutMs }));
-      // Send small writes at once, without waiting to fill a packet (Nagle's algorithm).
-      conns[i].setNoDelay(true);
+      if (options.path === undefined) {
+        const conn = await connect({ ...options, timeoutMs: options.timeoutMs });
+        // Send small writes at once, without waiting to fill a packet (Nagle's algorithm).
+        conn.setNoDelay(true);
+        conns.push(conn);
+      } else {
+        conns.push(await connectUnix({ ...options, path: options.path })); // no Nagle here
+      }
       stats.connected++;
     }
     const run = { options, stats, pattern, tracker };
@@ -552,7 +559,7 @@ class LoadConnection {
   /** Round trips done on this connection. */
   roundTrips = 0;
 
-  constructor(readonly conn: Deno.TcpConn, readonly id: number, readonly run: Run) {}
+  constructor(readonly conn: Deno.Conn, readonly id: number, readonly run: Run) {}
 
   /** `conn.read`, noting for the idle tracker that the server is alive. */
   async read(buffer: Uint8Array): Promise<number | null> {

@@ -11,7 +11,7 @@
  *   `maxConnectionsFlag`
  * - `errors.ts`: `runMain` (an expected failure is one line, not a stack
  *   trace), `LessonError`, `UsageError`, `TimeoutError`, `describeNetError`
- * - `net.ts`: `listen`, `connect` (with one-line errors), `formatAddr`,
+ * - `net.ts`: `listen`, `connect`, `connectUnix` (with one-line errors), `formatAddr`,
  *   `closeQuietly`
  * - `accept.ts`: `acceptConnections`, `serveEach`, `ConnectionLimit`: an
  *   accept loop that one client cannot stop

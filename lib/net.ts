@@ -15,7 +15,9 @@ import { taskName } from "./flags.ts";
 
 /**
  * Formats a socket address as `HOST:PORT`, with IPv6 hosts in brackets
- * (`[::1]:65402`) as they are written in URLs.
+ * (`[::1]:65402`) as they are written in URLs. A Unix socket is `unix:PATH`
+ * (`unix:@NAME` for a Linux abstract name; a client's end usually has no
+ * path: `unix:(unnamed)`).
  *
  * @example
  * ```ts
@@ -28,7 +30,10 @@ export function formatAddr(addr: Deno.Addr): string {
     const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
     return `${host}:${addr.port}`;
   }
-  return "path" in addr ? addr.path : String(addr);
+  if (!("path" in addr)) return String(addr);
+  const path = addr.path ?? "";
+  // An abstract name starts with a NUL byte; `ss -x` and others show it as @.
+  return `unix:${path.startsWith("\0") ? "@" + path.slice(1) : path || "(unnamed)"}`;
 }
 
 /** `HOST:PORT` for a host and port given separately. */
@@ -172,6 +177,65 @@ export async function connect(
       );
     }
     throw connectError(error, endpoint.host, endpoint.port, endpoint.lesson);
+  }
+}
+
+/**
+ * Connects to a Unix socket at `path` (lesson 17), giving up after
+ * `timeoutMs` (default 10 s). Failures become one line that says what the
+ * path is: no file, a file that nobody listens on (a stale socket), or one
+ * this user may not open.
+ *
+ * @example
+ * ```ts ignore
+ * import { connectUnix } from "./net.ts";
+ * const conn = await connectUnix({ path: "/tmp/deno-socket-lessons-17.sock", lesson: 17 });
+ * conn.close();
+ * ```
+ */
+export async function connectUnix(
+  endpoint: { path: string; lesson: number; timeoutMs?: number },
+): Promise<Deno.UnixConn> {
+  const { path, lesson, timeoutMs = 10_000 } = endpoint;
+  const prefix = `could not connect to ${formatAddr({ transport: "unix", path })}`;
+  const start = `start it with: deno task ${taskName(lesson, "server")}`;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    // Deno.connect has no signal for Unix sockets: race it against a timer.
+    return await Promise.race([
+      Deno.connect({ transport: "unix", path }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new LessonError(`${prefix}: no answer after ${timeoutMs / 1000} s`)),
+          timeoutMs,
+        );
+      }),
+    ]);
+  } catch (error) {
+    if (error instanceof LessonError) throw error;
+    if (error instanceof Deno.errors.NotFound) {
+      throw new LessonError(`${prefix}: no such socket file: is the server running? ${start}`);
+    }
+    if (error instanceof Deno.errors.ConnectionRefused) {
+      throw new LessonError(
+        `${prefix}: connection refused: the file is there but no server listens on it ` +
+          `(a stale socket?): ${start}`,
+      );
+    }
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new LessonError(
+        `${prefix}: permission denied: the socket file's permissions do not let this user in`,
+      );
+    }
+    if (error instanceof Deno.errors.NotCapable) {
+      throw new LessonError(
+        `${prefix}: not permitted: the task may only use its own socket path ` +
+          "(--allow-read, --allow-write and --allow-net=unix:PATH)",
+      );
+    }
+    throw new LessonError(`${prefix}: ${plain(error)}`);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -125,3 +125,23 @@ Deno.test("task names and default ports follow the lesson number", () => {
   assertEquals(defaultPort(1), 65401);
   assertEquals(defaultPort(19), 65419);
 });
+
+Deno.test("hostPort: false: no --host/--port in the usage or the flags (a socket path instead)", () => {
+  const unix = {
+    lesson: 17,
+    role: "server" as const,
+    summary: "Listens on a Unix socket.",
+    hostPort: false,
+    flags: {
+      path: { type: "string" as const, description: "socket path", default: "/tmp/a.sock" },
+    },
+  };
+  const text = usage(unix);
+  assertEquals(text.includes("--host"), false);
+  assertEquals(text.includes("--port"), false);
+  assertStringIncludes(text, '--path PATH  socket path (default "/tmp/a.sock")');
+  const flags = parseFlags(["--path", "/tmp/b.sock"], unix);
+  assertEquals([flags.path, "host" in flags, "port" in flags], ["/tmp/b.sock", false, false]);
+  const error = assertThrows(() => parseFlags(["--port", "5"], unix), UsageError);
+  assertEquals(error.message, "unknown option --port (see --help)");
+});

@@ -157,3 +157,13 @@ Deno.test("readChunks ends at EOF; readLines splits lines and keeps a last parti
   for await (const chunk of readChunks(pair.client, { idleTimeoutMs: 5_000 })) chunks.push(chunk);
   assertEquals(chunks, []);
 });
+
+Deno.test("formatAddr writes a Unix socket as unix:PATH, an abstract name with @", () => {
+  assertEquals(formatAddr({ transport: "unix", path: "/tmp/a.sock" }), "unix:/tmp/a.sock");
+  assertEquals(formatAddr({ transport: "unix", path: "\0lesson17" }), "unix:@lesson17");
+  // A client's end of a Unix connection has no path.
+  assertEquals(
+    formatAddr({ transport: "unix", path: null as unknown as string }),
+    "unix:(unnamed)",
+  );
+});
