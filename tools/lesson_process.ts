@@ -44,6 +44,14 @@ export function taskArgs(task: string): string[] {
   return words.slice(1);
 }
 
+/**
+ * True for a program that uses a Unix socket path instead of a port (its
+ * task's `--allow-net` names a `unix:` path, lesson 17): it gets no `--port`.
+ */
+export function usesUnixSocket(task: string): boolean {
+  return taskArgs(task).some((arg) => arg.startsWith("--allow-net=unix:"));
+}
+
 /** The task name of a lesson program, e.g. `lesson02-server`. */
 export function lessonTask(lesson: number, role: "server" | "client"): string {
   return `lesson${String(lesson).padStart(2, "0")}-${role}`;
@@ -184,6 +192,8 @@ export class LessonServer implements AsyncDisposable {
   port = 0;
   /** The host it listens on. */
   host = "";
+  /** The socket path of a Unix socket server (`listening on unix:PATH`); then no host or port. */
+  path = "";
   #child: Deno.ChildProcess;
   #stdout: OutputCollector;
   #stderr: OutputCollector;
@@ -197,7 +207,7 @@ export class LessonServer implements AsyncDisposable {
   }
 
   /**
-   * Starts `task` with `--port 0` (plus `args`) and waits up to `timeoutMs`
+   * Starts `task` with `--port 0` (none for a Unix socket server) plus `args`, and waits up to `timeoutMs`
    * for its `listening on HOST:PORT` line. `options.maxOpenFiles` runs it
    * under `prlimit --nofile=N:N` (the test's run permission must allow prlimit).
    * `options.stdin` gives it a standard input to type into with `writeStdin`
@@ -210,7 +220,12 @@ export class LessonServer implements AsyncDisposable {
     options: { maxOpenFiles?: number; stdin?: boolean } = {},
   ): Promise<LessonServer> {
     const server = new LessonServer(
-      spawn(task, ["--port", "0", ...args], options.stdin ?? false, options.maxOpenFiles),
+      spawn(
+        task,
+        [...(usesUnixSocket(task) ? [] : ["--port", "0"]), ...args],
+        options.stdin ?? false,
+        options.maxOpenFiles,
+      ),
     );
     server.#hasStdin = options.stdin ?? false;
     const ready = await server.#stdout.waitFor(
@@ -223,6 +238,11 @@ export class LessonServer implements AsyncDisposable {
         `${task} did not print "listening on" within ${timeoutMs} ms\n` +
           `stdout: ${result.stdout}\nstderr: ${result.stderr}`,
       );
+    }
+    const unix = server.#stdout.text.match(/^listening on unix:(.*)$/m);
+    if (unix) {
+      server.path = unix[1];
+      return server;
     }
     const match = server.#stdout.text.match(/^listening on (.*):(\d+)$/m)!;
     server.host = match[1].replace(/^\[(.*)\]$/, "$1");

@@ -22,7 +22,13 @@
  * @module
  */
 
-import { closedPort, LessonServer, type RunResult, runTask } from "./lesson_process.ts";
+import {
+  closedPort,
+  LessonServer,
+  type RunResult,
+  runTask,
+  usesUnixSocket,
+} from "./lesson_process.ts";
 
 /** One `console checked` block of a README. */
 export interface CheckedBlock {
@@ -178,7 +184,9 @@ export async function runCheckedBlocks(markdown: string): Promise<BlockRun[]> {
         continue;
       }
       const port = server?.server.port ?? (fallbackPort ??= closedPort());
-      const result = await runTask(block.task, [...block.args, "--port", String(port)], {
+      // A Unix socket client has no port: the README's --path (or default) is used.
+      const where = usesUnixSocket(block.task) ? [] : ["--port", String(port)];
+      const result = await runTask(block.task, [...block.args, ...where], {
         stdin: block.stdin,
       });
       runs[index] = compare(block, outputLines(result), result.code);
