@@ -144,7 +144,7 @@ export interface EchoSummary {
 
 /** What the server knows about one connected client. */
 interface Client {
-  conn: Deno.TcpConn;
+  conn: Deno.Conn;
   peer: string;
   /** The idle tracker's clock when we last read from or wrote to this client. */
   lastActive: number;
@@ -158,7 +158,7 @@ interface Client {
 
 /** Echoes every connection `listener` accepts until `stop()` is called. */
 export function echoServer(
-  listener: Deno.TcpListener,
+  listener: Deno.Listener<Deno.Conn>,
   options: EchoOptions,
 ): { stop(announce?: (open: number) => void): Promise<EchoSummary> } {
   const { quiet } = options;
