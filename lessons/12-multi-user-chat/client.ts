@@ -9,7 +9,8 @@
  * Every line we send gets exactly one answer (`ok ...`, `users ...`,
  * `error ...`, or `bye`), so the client can count what it still waits for.
  * When standard input ends, it waits (at most --timeout seconds) for the
- * answers to everything it sent, then says `/bye`.
+ * answers to everything it sent, then says `/bye`. Lesson 13 runs this same
+ * client against its server: it imports `main`.
  */
 import {
   closeQuietly,
@@ -19,6 +20,7 @@ import {
   LineDecoder,
   parseFlags,
   runMain,
+  taskName,
   timeoutFlag,
   utf8Encode,
   writeAllWithTimeout,
@@ -38,22 +40,29 @@ const HELP = [
   "*   anything else goes to the person you chose with /chat",
 ];
 
-await runMain(async () => {
-  const flags = parseFlags(Deno.args, {
-    lesson: 12,
+/** Runs the client; `lesson` sets the default port and task name (lesson 13 runs it with 13). */
+export async function main(lesson: number, args: string[] = Deno.args): Promise<void> {
+  await runMain(() => chat(lesson, args));
+  // The terminal loop may still be waiting for a line nobody will type.
+  Deno.exit(0);
+}
+
+async function chat(lesson: number, args: string[]): Promise<void> {
+  const flags = parseFlags(args, {
+    lesson,
     role: "client",
     summary: "Joins the lesson 12 chat: asks for a name (or --name), then type /help.",
     flags: {
       name: { type: "string", description: "your name (otherwise the client asks)", value: "NAME" },
       timeout: timeoutFlag(10),
     },
-    epilog: 'Example: echo "/users" | deno task lesson12-client --name alice',
+    epilog: `Example: echo "/users" | deno task ${taskName(lesson, "client")} --name alice`,
   });
   if (flags.name !== undefined && !NAME_PATTERN.test(flags.name)) {
     throw new LessonError("--name must be 1-32 letters, digits, _ or -", 2);
   }
   const timeoutMs = flags.timeout * 1000;
-  const conn = await connect({ host: flags.host, port: flags.port, lesson: 12 });
+  const conn = await connect({ host: flags.host, port: flags.port, lesson });
 
   /** Lines sent that have not been answered yet. */
   let waitingFor = 0;
@@ -182,6 +191,6 @@ await runMain(async () => {
   if (ending !== "bye") throw new LessonError(`* ${ending}`);
   if (!named) throw new LessonError("* left without a name: none was accepted");
   Deno.removeSignalListener("SIGINT", leave);
-});
-// The terminal loop may still be waiting for a line nobody will type.
-Deno.exit(0);
+}
+
+if (import.meta.main) await main(12);

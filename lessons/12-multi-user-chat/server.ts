@@ -6,9 +6,11 @@
  * import: the room (names to sessions), one session per user, and the
  * handling of one TCP connection (bounded reading, a bounded outgoing queue
  * per user, idle tracking). This file parses the flags, accepts the
- * connections and shuts down gracefully on Ctrl-C.
+ * connections and shuts down gracefully on Ctrl-C. Lesson 13 runs this same
+ * server next to its web gateway: it imports `CHAT_FLAGS` and `serveChat`.
  */
 import {
+  type Flags,
   idleTimeoutFlag,
   IdleTracker,
   listen,
@@ -20,27 +22,31 @@ import {
 import { ThrottledLog } from "../../lib/log.ts";
 import { ChatRoom, serveChatConnection, type TrackedConnection } from "./room.ts";
 
-await runMain(async () => {
-  const flags = parseFlags(Deno.args, {
-    lesson: 12,
-    role: "server",
-    summary: "A chat server for many users: /name, /users, /to, /chat, /bye (see the README).",
-    flags: {
-      "max-connections": maxConnectionsFlag(1000),
-      "idle-timeout": idleTimeoutFlag(600),
-      "max-queue": {
-        type: "number",
-        description: "the most bytes waiting for one client; a client that lets more pile up " +
-          "is too slow and is cut off",
-        default: 256 * 1024,
-        min: 4098,
-        value: "BYTES",
-      },
-    },
-  });
-  const listener = listen({ host: flags.host, port: flags.port, lesson: 12 });
-  // At most 20 lines a second: 1,000 users joining at once cannot flood the terminal.
-  const log = new ThrottledLog();
+/** The chat server's own flags (lesson 13 adds its own to these). */
+export const CHAT_FLAGS = {
+  "max-connections": maxConnectionsFlag(1000),
+  "idle-timeout": idleTimeoutFlag(600),
+  "max-queue": {
+    type: "number",
+    description: "the most bytes waiting for one client; a client that lets more pile up " +
+      "is too slow and is cut off",
+    default: 256 * 1024,
+    min: 4098,
+    value: "BYTES",
+  },
+} as const;
+
+/**
+ * Serves the chat on `listener` until it is closed (Ctrl-C), then says bye to
+ * everyone and waits for it to go out. `log` (by default at most 20 lines a
+ * second, so 1,000 users joining at once cannot flood the terminal) gets who
+ * joined and left.
+ */
+export async function serveChat(
+  listener: Deno.TcpListener,
+  flags: Flags<typeof CHAT_FLAGS>,
+  log: ThrottledLog = new ThrottledLog(),
+): Promise<void> {
   const room = new ChatRoom((line) => log.event(line));
   // One timer for every connection (lesson 08): a quiet one is told bye and closed.
   const idle = new IdleTracker<TrackedConnection>({
@@ -53,11 +59,6 @@ await runMain(async () => {
     closeGraceMs: 5_000,
     idle,
   };
-
-  // Ctrl-C or SIGTERM: stop accepting, say bye to everyone, let it go out.
-  const onSignal = () => listener.close();
-  Deno.addSignalListener("SIGINT", onSignal);
-  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
 
   const open = new Set<Promise<void>>();
   await serveEach(listener, (conn) => {
@@ -72,4 +73,21 @@ await runMain(async () => {
   await Promise.all(open); // each closes within closeGraceMs
   idle.stop();
   log.flush();
-});
+}
+
+if (import.meta.main) {
+  await runMain(async () => {
+    const flags = parseFlags(Deno.args, {
+      lesson: 12,
+      role: "server",
+      summary: "A chat server for many users: /name, /users, /to, /chat, /bye (see the README).",
+      flags: CHAT_FLAGS,
+    });
+    const listener = listen({ host: flags.host, port: flags.port, lesson: 12 });
+    // Ctrl-C or SIGTERM: stop accepting, say bye to everyone, let it go out.
+    const onSignal = () => listener.close();
+    Deno.addSignalListener("SIGINT", onSignal);
+    if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+    await serveChat(listener, flags);
+  });
+}
