@@ -18,6 +18,12 @@ const CLIENT_ARGS: Record<string, string[]> = {
   "lesson07-client": ["keys"],
 };
 
+/**
+ * Lessons whose programs use a Unix socket path instead of a port (lesson
+ * 17): no --host/--port, and their path plays the port's part in each check.
+ */
+const UNIX_SOCKET_PATHS: Record<string, string> = { "17": "/tmp/deno-socket-lessons-17.sock" };
+
 function assertNoStackTrace(stderr: string) {
   assert(!/^\s+at /m.test(stderr), `stack trace in stderr:\n${stderr}`);
   assert(!stderr.includes("error: Uncaught"), `uncaught error in stderr:\n${stderr}`);
@@ -34,6 +40,43 @@ Deno.test("every lesson task has a description and no -A", () => {
 for (const task of [...servers, ...clients]) {
   const lesson = Number(task.slice(6, 8));
   const role = task.endsWith("server") ? "server" : "client";
+  const unixPath = UNIX_SOCKET_PATHS[task.slice(6, 8)];
+  if (unixPath) {
+    Deno.test(`${task} follows the conventions (Unix socket: a path, not a port)`, async (t) => {
+      await t.step("--help prints usage with the default path and exits 0", async () => {
+        const result = await runTask(task, ["--help"]);
+        assertEquals(result.code, 0);
+        assertStringIncludes(result.stdout, `Usage: deno task ${task}`);
+        assertStringIncludes(result.stdout, `(default "${unixPath}")`);
+        assertEquals(result.stdout.includes("--port"), false);
+      });
+      await t.step("a leading -- is ignored; --port is an unknown option, exit 2", async () => {
+        assertEquals((await runTask(task, ["--", "--help"])).code, 0);
+        const result = await runTask(task, ["--port", "70000"]);
+        assertEquals([result.code, result.stderr], [2, "unknown option --port (see --help)\n"]);
+      });
+      if (role === "server") {
+        await t.step("a path in use is a one-line error, exit 1", async () => {
+          await using first = await LessonServer.start(task);
+          assertEquals(first.lines.at(-1), `listening on unix:${unixPath}`);
+          const result = await runTask(task, []);
+          assertEquals(result.code, 1);
+          assertStringIncludes(result.stderr, `unix:${unixPath} is in use by a running server`);
+          assertNoStackTrace(result.stderr);
+        });
+      } else {
+        await t.step("no server: no socket file, one line, exit 1", async () => {
+          const result = await runTask(task, [...(CLIENT_ARGS[task] ?? []), "--message", "hi"]);
+          assertEquals([result.code, result.stderr], [
+            1,
+            `could not connect to unix:${unixPath}: no such socket file: is the server running? ` +
+            `start it with: deno task lesson${task.slice(6, 8)}-server\n`,
+          ]);
+        });
+      }
+    });
+    continue;
+  }
   Deno.test(`${task} follows the conventions`, async (t) => {
     await t.step("--help prints usage and exits 0", async () => {
       const result = await runTask(task, ["--help"]);

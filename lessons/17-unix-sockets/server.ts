@@ -1,0 +1,153 @@
+/**
+ * Lesson 17 server: lesson 05's line service on a Unix socket.
+ *
+ * The service is lesson 05's, imported, not copied: `serveLines` answers
+ * each line with its number and the text reversed. Only the listener is
+ * new: `Deno.listen({ transport: "unix", path })` instead of a host and port.
+ *
+ * The socket is a file, and files outlive programs. A server that is killed
+ * leaves its socket file behind, and the next `Deno.listen` on that path
+ * fails with "address in use" although nobody is listening. So, when the
+ * path is taken, we find out who has it: we connect. A live server answers:
+ * we stop and leave its socket alone. "Connection refused" means a stale
+ * file: if it is a socket, we remove it and listen. Anything else (a regular
+ * file, say) is never removed.
+ */
+import { formatAddr, LessonError, parseFlags, runMain } from "../../lib/mod.ts";
+import { serveLines, SERVER_FLAGS } from "../05-line-framing/server.ts";
+import { checkPermission, PATH_FLAG, socketPath } from "./socket_path.ts";
+
+/** How long a live server may take to accept our test connection. */
+const PROBE_TIMEOUT_MS = 2000;
+
+if (import.meta.main) {
+  await runMain(async () => {
+    const flags = parseFlags(Deno.args, {
+      lesson: 17,
+      role: "server",
+      hostPort: false,
+      summary: "Lesson 05's line service on a Unix socket: answers each line with its number " +
+        "and the text reversed; /bye closes. Removes a stale socket file, never a live one.",
+      flags: {
+        path: PATH_FLAG,
+        mode: {
+          type: "string",
+          description: "set the socket file's permissions, e.g. 600: only this user may connect",
+          value: "OCTAL",
+        },
+        ...SERVER_FLAGS,
+      },
+    });
+    const path = socketPath(flags.path);
+    checkPermission(flags.path, path, "server");
+    const mode = flags.mode === undefined ? undefined : parseMode(flags.mode);
+    const listener = await listenUnix(path);
+    if (mode !== undefined) {
+      // Between listen and chmod the file has the default permissions (from
+      // the umask): a careful server creates it in a private directory.
+      Deno.chmodSync(path, mode);
+      console.log(`socket file permissions: ${mode.toString(8).padStart(3, "0")}`);
+    }
+    console.log(`listening on ${formatAddr(listener.addr)}`);
+
+    // Ctrl-C or SIGTERM: close the listener and remove the socket file, so
+    // the next server finds the path free.
+    const stop = () => {
+      listener.close(); // Deno 2.9 also removes the file here; other runtimes do not
+      removeIfThere(path);
+      console.log(`stopped: removed ${flags.path}`);
+      Deno.exit(0);
+    };
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
+    await serveLines(listener, flags);
+  });
+}
+
+/**
+ * `Deno.listen` on a socket path; if the path is taken by a stale socket
+ * file (nobody answers on it), removes it and tries once more.
+ */
+export async function listenUnix(path: string): Promise<Deno.UnixListener> {
+  try {
+    return Deno.listen({ transport: "unix", path });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AddrInUse)) throw listenError(error, path);
+  }
+  // Something is at the path. Only a connection tells a live server from a leftover file.
+  const where = formatAddr({ transport: "unix", path });
+  if (await answers(path)) {
+    throw new LessonError(
+      `${where} is in use by a running server: stop it first, or choose another --path`,
+    );
+  }
+  const info = Deno.lstatSync(path);
+  if (!info.isSocket) {
+    throw new LessonError(
+      `${path} exists and is not a socket: not removing it; choose another --path`,
+    );
+  }
+  Deno.removeSync(path);
+  console.log(`removed stale socket file ${path} (no server was listening on it)`);
+  try {
+    return Deno.listen({ transport: "unix", path });
+  } catch (error) {
+    // Another server took the path in the moment between: it is live, leave it.
+    throw listenError(error, path);
+  }
+}
+
+/** True if a server accepts a connection on `path` (then we close it at once). */
+async function answers(path: string): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const conn = await Promise.race([
+      Deno.connect({ transport: "unix", path }),
+      new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), PROBE_TIMEOUT_MS)),
+    ]);
+    // No answer in time: a server so busy it cannot accept is still a server.
+    if (conn === null) return true;
+    conn.close();
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.ConnectionRefused) return false; // nobody listens
+    if (error instanceof Deno.errors.NotFound) return false; // gone meanwhile
+    throw listenError(error, path);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A one-line error for a failed listen on `path`. */
+function listenError(error: unknown, path: string): LessonError {
+  const where = formatAddr({ transport: "unix", path });
+  if (error instanceof Deno.errors.AddrInUse) {
+    return new LessonError(`${where} is in use: stop the other server, or choose another --path`);
+  }
+  if (error instanceof Deno.errors.NotFound) {
+    return new LessonError(`cannot listen on ${where}: its directory does not exist`);
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return new LessonError(`cannot listen on ${where}: this user may not create files there`);
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new LessonError(`cannot listen on ${where}: ${message.replace(/ \(os error \d+\)$/, "")}`);
+}
+
+/** `--mode 600` as the number 0o600. */
+function parseMode(text: string): number {
+  if (!/^[0-7]{3,4}$/.test(text)) {
+    throw new LessonError(`--mode must be octal permissions such as 600 or 660, got "${text}"`);
+  }
+  return parseInt(text, 8);
+}
+
+/** Removes the socket file at `path` if it is still there (not for abstract names). */
+function removeIfThere(path: string): void {
+  if (path.startsWith("\0")) return;
+  try {
+    Deno.removeSync(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
