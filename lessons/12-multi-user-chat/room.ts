@@ -86,8 +86,29 @@ export class ChatRoom {
     return [...this.#members.values()];
   }
 
-  /** Gives `session` the name `name` if it is free; announces `joined`. */
-  claim(session: ChatSession, name: string): boolean {
+  /**
+   * True if someone called `name` can be reached from here (a room shared
+   * between servers, lesson 20, also knows the users on other servers).
+   */
+  has(name: string): boolean {
+    return this.#members.has(name);
+  }
+
+  /**
+   * Delivers `line` to the user `to`; false if nobody has that name. Lesson
+   * 20 overrides it to reach users on other servers.
+   */
+  deliver(to: string, line: string): boolean {
+    const target = this.#members.get(to);
+    target?.send(line);
+    return target !== undefined;
+  }
+
+  /**
+   * Gives `session` the name `name` if it is free; announces `joined`. A
+   * subclass may answer later (a Promise), e.g. after asking a shared store.
+   */
+  claim(session: ChatSession, name: string): boolean | Promise<boolean> {
     const holder = this.#members.get(name);
     if (holder && holder !== session) return false;
     if (holder === session) return true;
@@ -108,8 +129,8 @@ export class ChatRoom {
     this.broadcast(session, `left ${name}`);
   }
 
-  /** Sends `line` to every named user but `from`. */
-  broadcast(from: ChatSession, line: string): void {
+  /** Sends `line` to every named user but `from` (to all of them without `from`). */
+  broadcast(from: ChatSession | undefined, line: string): void {
     // A copy: a slow reader cut off on the way leaves the map meanwhile.
     for (const member of [...this.#members.values()]) {
       if (member !== from) member.send(line);
@@ -151,8 +172,12 @@ export class ChatSession {
     if (!this.#outbox.send(line)) this.#cutOff();
   }
 
-  /** Handles one line from this user (see the README's table). Every line gets one answer. */
-  handleLine(line: string): void {
+  /**
+   * Handles one line from this user (see the README's table). Every line gets
+   * one answer. A Promise means: the answer is still to come (a room that
+   * claims names elsewhere); handle the next line after it, to keep the order.
+   */
+  handleLine(line: string): void | Promise<void> {
     if (this.#ended) return;
     const [command, rest = ""] = splitFirst(line);
     if (command === "/bye") return this.end("said /bye", "bye");
@@ -170,7 +195,7 @@ export class ChatSession {
       }
       case "/chat": {
         if (rest === "") return this.error("unknown-command", "usage: /chat NAME");
-        if (!this.#room.get(rest)) return this.error("no-such-user", `${rest} is not here`);
+        if (!this.#room.has(rest)) return this.error("no-such-user", `${rest} is not here`);
         this.partner = rest;
         return this.send(`ok chat ${rest}`);
       }
@@ -210,18 +235,20 @@ export class ChatSession {
     this.#outbox.close(lastLine, drop);
   }
 
-  #setName(name: string): void {
+  #setName(name: string): void | Promise<void> {
     if (!NAME_PATTERN.test(name)) {
       return this.error("bad-name", "a name is 1-32 letters, digits, _ or -");
     }
-    if (!this.#room.claim(this, name)) return this.error("name-taken", `${name} is taken`);
-    this.send(`ok name ${name}`);
+    const answer = (claimed: boolean) =>
+      claimed ? this.send(`ok name ${name}`) : this.error("name-taken", `${name} is taken`);
+    const claimed = this.#room.claim(this, name);
+    return typeof claimed === "boolean" ? answer(claimed) : claimed.then(answer);
   }
 
   #deliver(to: string, text: string): void {
-    const target = this.#room.get(to);
-    if (!target) return this.error("no-such-user", `${to} is not here`);
-    target.send(`from ${this.name} ${text}`);
+    if (!this.#room.deliver(to, `from ${this.name} ${text}`)) {
+      return this.error("no-such-user", `${to} is not here`);
+    }
     this.send(`ok sent ${to}`);
   }
 
@@ -441,8 +468,10 @@ export async function serveChatConnection(
       if (n === null) break;
       tracked.lastActive = options.idle.now;
       for (const item of reader.push(buffer.subarray(0, n))) {
-        if ("line" in item) session.handleLine(item.line);
-        else session.handleBadLine(item.bad);
+        if ("line" in item) {
+          const answering = session.handleLine(item.line);
+          if (answering) await answering; // lesson 20: a name claimed in Redis
+        } else session.handleBadLine(item.bad);
       }
     }
   } catch (error) {

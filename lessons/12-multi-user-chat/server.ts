@@ -40,14 +40,15 @@ export const CHAT_FLAGS = {
  * Serves the chat on `listener` until it is closed (Ctrl-C), then says bye to
  * everyone and waits for it to go out. `log` (by default at most 20 lines a
  * second, so 1,000 users joining at once cannot flood the terminal) gets who
- * joined and left.
+ * joined and left. `room` is a fresh one unless given (lesson 20 passes a
+ * room shared through Redis).
  */
 export async function serveChat(
   listener: Deno.TcpListener,
   flags: Flags<typeof CHAT_FLAGS>,
   log: ThrottledLog = new ThrottledLog(),
+  room: ChatRoom = new ChatRoom((line) => log.event(line)),
 ): Promise<void> {
-  const room = new ChatRoom((line) => log.event(line));
   // One timer for every connection (lesson 08): a quiet one is told bye and closed.
   const idle = new IdleTracker<TrackedConnection>({
     idleTimeoutMs: flags["idle-timeout"] * 1000,
