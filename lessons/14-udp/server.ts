@@ -83,6 +83,7 @@ await runMain(async () => {
     try {
       [data, from] = await socket.receive(buffer);
     } catch (error) {
+      if (error instanceof Deno.errors.BadResource) throw error; // the socket is gone: a bug
       // On some systems an ICMP error from an earlier send surfaces here;
       // it says nothing about the next datagram, so keep going.
       log.event(`receive failed: ${describeNetError(error) ?? error}`);
