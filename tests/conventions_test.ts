@@ -17,6 +17,7 @@ const CLIENT_ARGS: Record<string, string[]> = {
   "lesson03-client": ["--message", "hi"],
   "lesson07-client": ["keys"],
   "lesson14-client": ["--get", "x", "--timeout", "0.05", "--tries", "2"],
+  "lesson15-client": ["--retries", "0"],
 };
 
 /**
@@ -31,6 +32,17 @@ const NO_SERVER: Record<string, (port: number) => { stdout: string; stderr: stri
       "(UDP cannot tell a missing server from a lost datagram) " +
       "start it with: deno task lesson14-server\n",
   }),
+  // Lesson 15's client logs each failed attempt on stdout, with the OS error
+  // name, and a summary; the exit line is the usual one.
+  "lesson15-client": (port) => {
+    const refused = `could not connect to 127.0.0.1:${port}: connection refused: ` +
+      "is the server running? start it with: deno task lesson15-server";
+    return {
+      stdout: `! #1 ${refused} [ECONNREFUSED]\n  no retries left: #1 is lost\n` +
+        "1 request: 0 answered, 1 lost; 1 attempt, 0 reconnects\n",
+      stderr: `${refused}\n`,
+    };
+  },
 };
 
 /**
