@@ -1,0 +1,123 @@
+/**
+ * Lesson 13 server: lesson 12's chat server, plus a web server for browsers.
+ *
+ * - The chat server is lesson 12's, unchanged (`serveChat`), on port 65413:
+ *   terminal clients connect to it as before.
+ * - The web server (`Deno.serve`, port 65480) serves the page at `/` and, at
+ *   `/ws`, the gateway (gateway.ts): each browser tab's WebSocket becomes
+ *   one TCP connection to the chat server.
+ *
+ * The page is plain HTML, CSS and TypeScript (page/). Browsers run
+ * JavaScript, so the server strips the types from page/app.ts when it starts
+ * (`stripTypeScriptTypes`, built into Deno): no build step, no bundler.
+ */
+import { stripTypeScriptTypes } from "node:module";
+import {
+  formatAddr,
+  LessonError,
+  listen,
+  listenError,
+  parseFlags,
+  runMain,
+  ThrottledLog,
+} from "../../lib/mod.ts";
+import { MAX_LINE_BYTES } from "../12-multi-user-chat/room.ts";
+import { CHAT_FLAGS, serveChat } from "../12-multi-user-chat/server.ts";
+import { Gateway } from "./gateway.ts";
+
+/** The web server's default port (the chat's is 65413, as usual). */
+export const HTTP_PORT = 65480;
+
+const PAGE = new URL("./page/", import.meta.url);
+
+/** The page's three files, ready to serve; app.ts becomes JavaScript here. */
+async function pageFiles(): Promise<Map<string, { body: string; type: string }>> {
+  const read = (name: string) => Deno.readTextFile(new URL(name, PAGE));
+  return new Map([
+    ["/", { body: await read("index.html"), type: "text/html; charset=utf-8" }],
+    ["/style.css", { body: await read("style.css"), type: "text/css; charset=utf-8" }],
+    [
+      "/app.js",
+      {
+        // "strip" only blanks out the types, so line and column numbers stay
+        // the same: an error in the browser's console points into app.ts.
+        body: stripTypeScriptTypes(await read("app.ts"), { mode: "strip" }),
+        type: "text/javascript; charset=utf-8",
+      },
+    ],
+  ]);
+}
+
+await runMain(async () => {
+  const flags = parseFlags(Deno.args, {
+    lesson: 13,
+    role: "server",
+    summary: "Lesson 12's chat server, and a web page that joins it from the browser " +
+      "(a WebSocket gateway at /ws).",
+    flags: {
+      ...CHAT_FLAGS,
+      "http-port": {
+        type: "number",
+        description: `port of the web page, 0 picks a free one (default ${HTTP_PORT}; ` +
+          "with --port 0, a free one too)",
+        max: 65535,
+        value: "PORT",
+      },
+    },
+    epilog: "Then open the page it prints in a browser, or: deno task lesson13-client",
+  });
+  // `--port 0` means "any free port": for the page too, unless --http-port says otherwise.
+  const httpPort = flags["http-port"] ?? (flags.port === 0 ? 0 : HTTP_PORT);
+  const files = await pageFiles();
+  const chat = listen({ host: flags.host, port: flags.port, lesson: 13 });
+  const log = new ThrottledLog();
+
+  // The origins the page is served from: only its scripts may open a WebSocket.
+  const origins = new Set<string>();
+  const gateway = new Gateway({
+    // The gateway connects to the chat like any other client.
+    chat: { hostname: chat.addr.hostname, port: chat.addr.port },
+    origins,
+    maxQueueBytes: flags["max-queue"],
+    maxConnections: flags["max-connections"],
+    // `users NAME NAME …`: 33 bytes a user at most; `from NAME TEXT`: 38 more than TEXT.
+    maxServerLineBytes: Math.max(MAX_LINE_BYTES + 64, 6 + 33 * flags["max-connections"]),
+    files,
+    log: (line) => log.event(line),
+  });
+  let web: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    web = Deno.serve(
+      { hostname: flags.host, port: httpPort, onListen: () => {} },
+      gateway.handle,
+    );
+  } catch (error) {
+    chat.close();
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new LessonError(
+        `port ${httpPort} is already in use: is another server running? ` +
+          "stop it, or try --http-port 0",
+      );
+    }
+    throw listenError(error, flags.host, httpPort);
+  }
+  const page = formatAddr(web.addr);
+  origins.add(`http://${page}`);
+  if (["127.0.0.1", "::1"].includes(web.addr.hostname)) {
+    origins.add(`http://localhost:${web.addr.port}`);
+  }
+  console.log(`page at http://${page}/`);
+
+  // Ctrl-C or SIGTERM: the chat says bye to everyone (the gateway passes it
+  // on to the browsers), then the web server stops.
+  const onSignal = () => chat.close();
+  Deno.addSignalListener("SIGINT", onSignal);
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+  await serveChat(chat, flags, log);
+  // The gateway passes the chat's bye on; a browser that never answers our
+  // close would keep its WebSocket, so 5 s at most.
+  await gateway.closed(5_000);
+  await Promise.race([web.shutdown(), new Promise((resolve) => setTimeout(resolve, 1_000))]);
+  log.flush();
+  Deno.exit(0);
+});

@@ -1,0 +1,403 @@
+/**
+ * Lesson 13 without a browser: the web server, the Origin check, and the
+ * gateway's relaying and limits, driven by WebSocket and raw TCP clients.
+ * (tests/lesson13_browser_test.ts drives the page in a real browser.)
+ */
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { readWithTimeout, writeAll } from "../lib/io.ts";
+import { LineDecoder } from "../lib/lines.ts";
+import { closeRaw, decode, encode, LessonServer, rawConnect, runTask } from "./_helpers.ts";
+
+/** Starts lesson13-server on free ports; returns it and its page's port. */
+async function start(args: string[] = []): Promise<{ server: LessonServer; http: number }> {
+  const server = await LessonServer.start("lesson13-server", args);
+  assert(
+    await server.waitForLine(/^page at http:\/\/127\.0\.0\.1:\d+\/$/),
+    server.lines.join("\n"),
+  );
+  const page = server.lines.find((line) => line.startsWith("page at "))!;
+  return { server, http: Number(page.match(/:(\d+)\/$/)![1]) };
+}
+
+/** A WebSocket client that reads the server's messages one at a time. */
+class Socket {
+  #socket: WebSocket;
+  #messages: (string | null)[] = [];
+  #wake: (() => void) | undefined;
+  closed: Promise<CloseEvent>;
+
+  private constructor(socket: WebSocket) {
+    this.#socket = socket;
+    socket.onmessage = (event) => this.#push(String(event.data));
+    this.closed = new Promise((resolve) =>
+      socket.onclose = (event) => {
+        this.#push(null);
+        resolve(event);
+      }
+    );
+  }
+
+  #push(message: string | null) {
+    this.#messages.push(message);
+    this.#wake?.();
+  }
+
+  /** Opens a WebSocket to the gateway with the page's own Origin (or `origin`). */
+  static async open(http: number, origin = `http://127.0.0.1:${http}`): Promise<Socket> {
+    const socket = new WebSocket(`ws://127.0.0.1:${http}/ws`, { headers: { origin } });
+    const client = new Socket(socket);
+    await new Promise<void>((resolve, reject) => {
+      socket.onopen = () => resolve();
+      socket.onerror = () => reject(new Error("the WebSocket did not open"));
+    });
+    return client;
+  }
+
+  /** Joins with `name` and checks the answer. */
+  static async join(http: number, name: string): Promise<Socket> {
+    const client = await Socket.open(http);
+    assertEquals(await client.ask(`/name ${name}`), `ok name ${name}`);
+    return client;
+  }
+
+  send(data: string | Uint8Array): void {
+    this.#socket.send(data);
+  }
+
+  /** The next message, or null once closed (at most 10 s). */
+  async next(): Promise<string | null> {
+    const deadline = Date.now() + 10_000;
+    while (this.#messages.length === 0) {
+      if (Date.now() > deadline) throw new Error("no WebSocket message within 10 s");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        timer = setTimeout(resolve, 1_000);
+      });
+      clearTimeout(timer);
+    }
+    return this.#messages.shift()!;
+  }
+
+  async ask(message: string | Uint8Array): Promise<string | null> {
+    this.send(message);
+    return await this.next();
+  }
+
+  async close(): Promise<void> {
+    if (this.#socket.readyState <= WebSocket.OPEN) this.#socket.close();
+    await this.closed;
+  }
+}
+
+/** A terminal-side chat user on a raw TCP socket (as in lesson 12's test). */
+class User {
+  #decoder = new LineDecoder(1 << 20);
+  #lines: string[] = [];
+  #buffer = new Uint8Array(64 * 1024);
+  constructor(readonly conn: Deno.TcpConn) {}
+
+  static async join(port: number, name: string): Promise<User> {
+    const user = new User(await rawConnect(port));
+    assertEquals(await user.ask(`/name ${name}`), `ok name ${name}`);
+    return user;
+  }
+
+  send(text: string): Promise<void> {
+    return writeAll(this.conn, encode(text));
+  }
+
+  async next(): Promise<string | null> {
+    while (this.#lines.length === 0) {
+      const n = await readWithTimeout(this.conn, this.#buffer, 10_000, "the server");
+      if (n === null) return null;
+      this.#lines.push(...this.#decoder.push(this.#buffer.subarray(0, n)));
+    }
+    return this.#lines.shift()!;
+  }
+
+  async ask(line: string): Promise<string | null> {
+    await this.send(line + "\n");
+    return await this.next();
+  }
+
+  close(): void {
+    closeRaw(this.conn);
+  }
+}
+
+/** Sends a WebSocket upgrade by hand; returns the connection and the status line. */
+async function upgrade(
+  http: number,
+  headers: Record<string, string>,
+): Promise<{ conn: Deno.TcpConn; status: string }> {
+  const conn = await rawConnect(http);
+  const lines = [
+    "GET /ws HTTP/1.1",
+    `Host: 127.0.0.1:${http}`,
+    "Upgrade: websocket",
+    "Connection: Upgrade",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version: 13",
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+  ];
+  await writeAll(conn, encode(lines.join("\r\n") + "\r\n\r\n"));
+  // Read the answer's head, byte by byte, so nothing after it is consumed.
+  let head = "";
+  const byte = new Uint8Array(1);
+  while (!head.endsWith("\r\n\r\n") && head.length < 4096) {
+    if (await readWithTimeout(conn, byte, 10_000, "the server") === null) break;
+    head += decode(byte);
+  }
+  return { conn, status: head.split("\r\n")[0] };
+}
+
+/** A client-to-server WebSocket text frame (masked, as RFC 6455 requires of clients). */
+function textFrame(text: string): Uint8Array {
+  const payload = encode(text);
+  assert(payload.length < 126);
+  const mask = crypto.getRandomValues(new Uint8Array(4));
+  return new Uint8Array([
+    0x81,
+    0x80 | payload.length,
+    ...mask,
+    ...payload.map((byte, i) => byte ^ mask[i % 4]),
+  ]);
+}
+
+Deno.test("lesson 13: the page, its headers, and nothing else", async () => {
+  const { server, http } = await start();
+  try {
+    const page = await fetch(`http://127.0.0.1:${http}/`);
+    assertEquals(page.status, 200);
+    assertEquals(page.headers.get("content-type"), "text/html; charset=utf-8");
+    assertStringIncludes(page.headers.get("content-security-policy")!, "script-src 'self'");
+    assertEquals(page.headers.get("x-content-type-options"), "nosniff");
+    assertStringIncludes(await page.text(), '<script type="module" src="/app.js"></script>');
+
+    // app.ts, served as JavaScript: the types are blanked out, the code is the same.
+    const app = await fetch(`http://127.0.0.1:${http}/app.js`);
+    assertEquals(app.headers.get("content-type"), "text/javascript; charset=utf-8");
+    const js = await app.text();
+    const ts = await Deno.readTextFile(
+      new URL("../lessons/13-browser-chat/page/app.ts", import.meta.url),
+    );
+    assertEquals(js.split("\n").length, ts.split("\n").length);
+    assertStringIncludes(js, "function splitFirst(text        )");
+    assert(!js.includes("interface Message"), "the types are still there");
+
+    const css = await fetch(`http://127.0.0.1:${http}/style.css`);
+    assertEquals([css.status, css.headers.get("content-type")], [200, "text/css; charset=utf-8"]);
+    await css.body?.cancel();
+    const missing = await fetch(`http://127.0.0.1:${http}/../../deno.json`);
+    assertEquals([missing.status, await missing.text()], [404, "not found\n"]);
+    const post = await fetch(`http://127.0.0.1:${http}/`, { method: "POST", body: "x" });
+    assertEquals([post.status, await post.text()], [405, "only GET and HEAD\n"]);
+    const plain = await fetch(`http://127.0.0.1:${http}/ws`);
+    assertEquals(plain.status, 426);
+    await plain.body?.cancel();
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("lesson 13: only the page's own Origin may open a WebSocket", async () => {
+  const { server, http } = await start();
+  const conns: Deno.TcpConn[] = [];
+  try {
+    for (
+      const [origin, status] of [
+        [`http://127.0.0.1:${http}`, "HTTP/1.1 101 Switching Protocols"],
+        [`http://localhost:${http}`, "HTTP/1.1 101 Switching Protocols"],
+        ["http://evil.example", "HTTP/1.1 403 Forbidden"],
+        [`http://127.0.0.1:${http + 1}`, "HTTP/1.1 403 Forbidden"],
+        [`https://127.0.0.1:${http}`, "HTTP/1.1 403 Forbidden"],
+        ["null", "HTTP/1.1 403 Forbidden"],
+        [undefined, "HTTP/1.1 403 Forbidden"],
+      ] as const
+    ) {
+      const answer = await upgrade(http, origin === undefined ? {} : { Origin: origin });
+      conns.push(answer.conn);
+      assertEquals(answer.status, status, `Origin: ${origin}`);
+    }
+    assert(
+      await server.waitForLine(
+        /^refused a WebSocket from 127\.0\.0\.1:\d+: origin "http:\/\/evil\.example"$/,
+      ),
+    );
+    assert(
+      await server.waitForLine(/^refused a WebSocket from 127\.0\.0\.1:\d+: origin "\(none\)"$/),
+    );
+    // The browser's own API gets the same answer.
+    const refused = await Socket.open(http, "http://evil.example").then(
+      () => "open",
+      (e) => e.message,
+    );
+    assertEquals(refused, "the WebSocket did not open");
+  } finally {
+    conns.forEach(closeRaw);
+    await server.stop();
+  }
+});
+
+Deno.test("lesson 13: WebSocket and terminal users chat through the gateway", async () => {
+  const { server, http } = await start();
+  let tcp: User | undefined;
+  let web: Socket | undefined;
+  try {
+    tcp = await User.join(server.port, "tcp");
+    web = await Socket.join(http, "web");
+    assertEquals(await tcp.next(), "joined web");
+    // Lines go through unchanged, both ways.
+    assertEquals(await web.ask("/users"), "users tcp web");
+    assertEquals(await web.ask("/to tcp hi from the browser"), "ok sent tcp");
+    assertEquals(await tcp.next(), "from web hi from the browser");
+    assertEquals(await tcp.ask("/to web hi back 🌮"), "ok sent web");
+    assertEquals(await web.next(), "from tcp hi back 🌮");
+    assertEquals(await web.ask("/chat tcp"), "ok chat tcp");
+
+    // One message is one line: a line break is refused, never split into two commands.
+    assertEquals(
+      await web.ask("hello\n/to tcp injected"),
+      "error line-break a message is one line: no CR or LF in it",
+    );
+    assertEquals(
+      await web.ask("hello\r"),
+      "error line-break a message is one line: no CR or LF in it",
+    );
+    assertEquals(
+      await web.ask(encode("/users")),
+      "error not-text send text messages: one message is one line",
+    );
+    // Lesson 12's limit holds: 4,096 bytes in a line, not one more.
+    const longest = "é".repeat(2048);
+    assertEquals(await web.ask(longest), "ok sent tcp");
+    assertEquals(await tcp.next(), `from web ${longest}`);
+    assertEquals(
+      await web.ask(longest + "x"),
+      "error line-too-long lines are at most 4096 bytes",
+    );
+    assertEquals(await web.ask("after"), "ok sent tcp");
+    assertEquals(await tcp.next(), "from web after"); // nothing else reached tcp
+
+    // The terminal client, pointed at lesson 13's chat port, sees the browser user.
+    const client = await runTask("lesson13-client", [
+      "--port",
+      String(server.port),
+      "--name",
+      "term",
+    ], {
+      stdin: "/users\n/to web hello from the terminal client\n",
+    });
+    assertEquals([client.code, client.stderr], [0, ""]);
+    assertEquals(
+      client.stdout,
+      "* you are term: /help lists the commands\n* here: tcp, term, web\n* bye\n",
+    );
+    assertEquals(
+      [await web.next(), await web.next(), await web.next()],
+      ["joined term", "from term hello from the terminal client", "left term"],
+    );
+
+    assertEquals([await tcp.next(), await tcp.next()], ["joined term", "left term"]);
+
+    // Closing the WebSocket is hanging up: the others see `left`.
+    await web.close();
+    assertEquals(await tcp.next(), "left web");
+    assert(await server.waitForLine("web left: hung up"));
+    assert(await server.waitForLine(/^browser 127\.0\.0\.1:\d+ disconnected$/));
+  } finally {
+    tcp?.close();
+    await web?.close();
+    await server.stop();
+  }
+});
+
+Deno.test("lesson 13: a browser that does not read is cut off (bufferedAmount)", async () => {
+  const { server, http } = await start(["--max-queue", "65536"]);
+  const { conn: slow, status } = await upgrade(http, { Origin: `http://127.0.0.1:${http}` });
+  let talker: User | undefined;
+  try {
+    assertEquals(status, "HTTP/1.1 101 Switching Protocols");
+    talker = await User.join(server.port, "talker");
+    await writeAll(slow, textFrame("/name slow")); // and from now on, never read
+    assertEquals(await talker.next(), "joined slow");
+    assertEquals(await talker.ask("/chat slow"), "ok chat slow");
+    const message = "m".repeat(4000);
+    let sent = 0;
+    let cutOff = false;
+    // Batches of 50, until the gateway gives up on slow (at most 100 MB).
+    while (!cutOff && sent < 25_000) {
+      await talker.send(`${message}\n`.repeat(50));
+      for (let answers = 0; answers < 50;) {
+        const line = await talker.next();
+        if (line === "left slow") {
+          cutOff = true;
+          continue;
+        }
+        answers++;
+        if (line === "ok sent slow") sent++;
+        else assertMatch(line ?? "EOF", /^error no-such-user slow/);
+      }
+    }
+    assert(cutOff, `slow was never cut off after ${sent} messages`);
+    assert(await server.waitForLine("slow left: hung up"));
+    // The gateway held at most --max-queue for it; the rest is in the kernel's buffers.
+    assert(sent * 4000 < 50_000_000, `${sent} messages before the cut-off`);
+    assertEquals(await talker.ask("/users"), "users talker");
+  } finally {
+    talker?.close();
+    closeRaw(slow);
+    await server.stop();
+  }
+});
+
+Deno.test("lesson 13: --max-connections bounds the WebSockets too", async () => {
+  const { server, http } = await start(["--max-connections", "1"]);
+  const web = await Socket.join(http, "web");
+  const conns: Deno.TcpConn[] = [];
+  try {
+    const second = await upgrade(http, { Origin: `http://127.0.0.1:${http}` });
+    conns.push(second.conn);
+    assertEquals(second.status, "HTTP/1.1 503 Service Unavailable");
+    // A terminal user over the limit gets lesson 12's answer.
+    const terminal = await rawConnect(server.port);
+    conns.push(terminal);
+    const busy = new Uint8Array(100);
+    const n = await readWithTimeout(terminal, busy, 10_000, "the server");
+    assertEquals(decode(busy.subarray(0, n ?? 0)), "server busy\n");
+  } finally {
+    conns.forEach(closeRaw);
+    await web.close();
+    await server.stop();
+  }
+});
+
+Deno.test("lesson 13: Ctrl-C: the browsers get bye, then the server exits 0", async () => {
+  const { server, http } = await start();
+  const web = await Socket.join(http, "web");
+  try {
+    const stopping = server.stop("SIGINT");
+    assertEquals(await web.next(), "bye");
+    assertEquals(await web.next(), null);
+    const result = await stopping;
+    assertEquals([result.code, result.stderr], [0, ""]);
+    assertStringIncludes(result.stdout, "shutting down: 1 user connected\n");
+  } finally {
+    await web.close();
+  }
+});
+
+Deno.test("lesson 13: --http-port in use is the usual one-line error", async () => {
+  const { server, http } = await start();
+  try {
+    const result = await runTask("lesson13-server", ["--port", "0", "--http-port", String(http)]);
+    assertEquals(result.code, 1);
+    assertEquals(
+      result.stderr,
+      `port ${http} is already in use: is another server running? stop it, or try --http-port 0\n`,
+    );
+  } finally {
+    await server.stop();
+  }
+});
