@@ -10,6 +10,7 @@
  * server next to its web gateway: it imports `CHAT_FLAGS` and `serveChat`.
  */
 import {
+  closeQuietly,
   type Flags,
   idleTimeoutFlag,
   IdleTracker,
@@ -86,7 +87,8 @@ if (import.meta.main) {
     });
     const listener = listen({ host: flags.host, port: flags.port, lesson: 12 });
     // Ctrl-C or SIGTERM: stop accepting, say bye to everyone, let it go out.
-    const onSignal = () => listener.close();
+    // Quietly: under `deno task`, one Ctrl-C can arrive twice (the terminal and the task).
+    const onSignal = () => closeQuietly(listener);
     Deno.addSignalListener("SIGINT", onSignal);
     if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
     await serveChat(listener, flags);
