@@ -1,4 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
+import { test } from "./_checks.ts";
 import { writeAll } from "../lib/io.ts";
 import {
   closeRaw,
@@ -11,7 +12,7 @@ import {
   sleep,
 } from "./_helpers.ts";
 
-Deno.test("lesson 02: echo", async (t) => {
+test("lesson 02: echo", async (t) => {
   await using server = await LessonServer.start("lesson02-server");
   const port = String(server.port);
 
@@ -96,7 +97,7 @@ Deno.test("lesson 02: echo", async (t) => {
   );
 });
 
-Deno.test("lesson 02: a silent client is closed after --idle-timeout, the server goes on", async () => {
+test("lesson 02: a silent client is closed after --idle-timeout, the server goes on", async () => {
   await using server = await LessonServer.start("lesson02-server", ["--idle-timeout", "1"]);
   const conn = await rawConnect(server.port);
   try {

@@ -1,4 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
+import { test } from "./_checks.ts";
 import { writeAll } from "../lib/io.ts";
 import {
   closeRaw,
@@ -12,7 +13,7 @@ import {
   sleep,
 } from "./_helpers.ts";
 
-Deno.test("lesson 03: capitalize", async (t) => {
+test("lesson 03: capitalize", async (t) => {
   await using server = await LessonServer.start("lesson03-server");
   const port = String(server.port);
 

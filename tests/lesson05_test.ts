@@ -1,4 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
+import { test } from "./_checks.ts";
 import { writeAll } from "../lib/io.ts";
 import {
   closeRaw,
@@ -14,7 +15,7 @@ import {
 const LINES = ["--message", "Hello", "--message", "wörld 🌮"];
 const FRAMED = "> Hello\n> wörld 🌮\n< 1: olleH\n< 2: 🌮 dlröw\n";
 
-Deno.test("lesson 05: line framing", async (t) => {
+test("lesson 05: line framing", async (t) => {
   await using server = await LessonServer.start("lesson05-server");
   const port = String(server.port);
 
@@ -73,7 +74,7 @@ Deno.test("lesson 05: line framing", async (t) => {
   });
 });
 
-Deno.test("lesson 05: --naive answers each read, so --split and --burst break it", async (t) => {
+test("lesson 05: --naive answers each read, so --split and --burst break it", async (t) => {
   await using server = await LessonServer.start("lesson05-server", ["--naive"]);
   const port = String(server.port);
   await t.step("--split: every piece becomes a message", async () => {
@@ -95,7 +96,7 @@ Deno.test("lesson 05: --naive answers each read, so --split and --burst break it
   });
 });
 
-Deno.test("lesson 05: a line over --max-line gets an error line and the connection closes", async () => {
+test("lesson 05: a line over --max-line gets an error line and the connection closes", async () => {
   await using server = await LessonServer.start("lesson05-server", ["--max-line", "8"]);
   const conn = await rawConnect(server.port);
   try {
@@ -122,7 +123,7 @@ Deno.test("lesson 05: a line over --max-line gets an error line and the connecti
   ]);
 });
 
-Deno.test("lesson 05: --split with --burst is a usage error (exit 2), like every bad command line", async () => {
+test("lesson 05: --split with --burst is a usage error (exit 2), like every bad command line", async () => {
   const client = await runTask("lesson05-client", ["--message", "a", "--split", "--burst"]);
   assertEquals([client.code, client.stdout, client.stderr], [
     2,

@@ -1,4 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
+import { test } from "./_checks.ts";
 import { encodeHex } from "@std/encoding/hex";
 import { writeAll } from "../lib/io.ts";
 import {
@@ -37,7 +38,7 @@ async function sha256(bytes: Uint8Array): Promise<string> {
   );
 }
 
-Deno.test("lesson 06: length-prefixed frames", async (t) => {
+test("lesson 06: length-prefixed frames", async (t) => {
   await using server = await LessonServer.start("lesson06-server");
   const port = String(server.port);
 

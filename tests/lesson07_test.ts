@@ -3,6 +3,7 @@
  * description alone: its own header code and node:zlib's CRC-32, not lib/.
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { test } from "./_checks.ts";
 import { crc32 } from "node:zlib";
 import { writeAll } from "../lib/io.ts";
 import {
@@ -49,7 +50,7 @@ async function readMessage(
 
 const request = (body: unknown) => message(1, JSON.stringify(body));
 
-Deno.test("lesson 07: the key-value protocol", async (t) => {
+test("lesson 07: the key-value protocol", async (t) => {
   await using server = await LessonServer.start("lesson07-server");
   const port = String(server.port);
   const client = (...args: string[]) => runTask("lesson07-client", ["--port", port, ...args]);

@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
+import { test } from "./_checks.ts";
 import { writeAll } from "../lib/io.ts";
 import { readWithTimeout } from "../lib/io.ts";
 import { BIG_BUFFER, ReadBuffers, SMALL_BUFFER } from "../lessons/08-many-clients/server.ts";
@@ -65,7 +66,7 @@ function payloadFor(i: number): Uint8Array {
   return payload;
 }
 
-Deno.test("lesson 08: many clients at once", async (t) => {
+test("lesson 08: many clients at once", async (t) => {
   await using server = await LessonServer.start("lesson08-server");
   const port = String(server.port);
 
@@ -170,7 +171,7 @@ Deno.test("lesson 08: many clients at once", async (t) => {
   });
 });
 
-Deno.test("lesson 08: --hold shows lesson 02's queue and lesson 08's lack of one", async () => {
+test("lesson 08: --hold shows lesson 02's queue and lesson 08's lack of one", async () => {
   const slowest = (stdout: string) => Number(stdout.match(/(\d+\.\d) ms at most$/m)![1]);
   await using concurrent = await LessonServer.start("lesson08-server");
   const here = await runTask("lesson08-client", [
@@ -198,7 +199,7 @@ Deno.test("lesson 08: --hold shows lesson 02's queue and lesson 08's lack of one
   assert(slowest(there.stdout) >= 1900, there.stdout);
 });
 
-Deno.test("lesson 08: over --max-connections a client gets 'server busy'", async () => {
+test("lesson 08: over --max-connections a client gets 'server busy'", async () => {
   await using server = await LessonServer.start("lesson08-server", ["--max-connections", "2"]);
   const conns = await connectMany(server.port, 2);
   try {
@@ -226,7 +227,7 @@ Deno.test("lesson 08: over --max-connections a client gets 'server busy'", async
   assertMatch(result.stdout, /^served 3 connections \(1 turned away\), echoed 22 bytes$/m);
 });
 
-Deno.test("lesson 08: --idle-timeout closes quiet connections with a message", async () => {
+test("lesson 08: --idle-timeout closes quiet connections with a message", async () => {
   await using server = await LessonServer.start("lesson08-server", ["--idle-timeout", "1"]);
   const quiet = await rawConnect(server.port);
   const chatty = await rawConnect(server.port);
@@ -252,7 +253,7 @@ Deno.test("lesson 08: --idle-timeout closes quiet connections with a message", a
   }
 });
 
-Deno.test("lesson 08: Ctrl-C shuts down gracefully, with clients connected", async (t) => {
+test("lesson 08: Ctrl-C shuts down gracefully, with clients connected", async (t) => {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     await t.step(signal, async () => {
       await using server = await LessonServer.start("lesson08-server");
@@ -306,7 +307,7 @@ Deno.test("lesson 08: Ctrl-C shuts down gracefully, with clients connected", asy
   });
 });
 
-Deno.test("lesson 08: 300 connections reset before accept do not stall the next client", async () => {
+test("lesson 08: 300 connections reset before accept do not stall the next client", async () => {
   await using server = await RawServer.start("lesson08-server", ["--quiet"]);
   // Pause the server, so the 300 connections wait in its accept queue and
   // reset there; then a good client; then let the server go on.
@@ -326,7 +327,7 @@ Deno.test("lesson 08: 300 connections reset before accept do not stall the next 
   assertMatch(result.stdout, /^could not accept a connection: /m, "the resets reached accept");
 });
 
-Deno.test("lesson 08: out of file descriptors, the server lowers its limit and goes on", async () => {
+test("lesson 08: out of file descriptors, the server lowers its limit and goes on", async () => {
   // At most 64 descriptors: Deno itself uses about 25, so about 40 connections fit.
   await using server = await RawServer.start("lesson08-server", ["--quiet"], { nofile: 64 });
   const conns = await connectMany(server.port, 60, 10);
@@ -371,7 +372,7 @@ Deno.test("lesson 08: a fast sender borrows a big buffer, and gives it back when
   assertEquals(buffers.next(smallB, SMALL_BUFFER, smallB), bigA);
 });
 
-Deno.test("lesson 08: 200 connections that streamed 1 MiB each and went idle hold little memory", async () => {
+test("lesson 08: 200 connections that streamed 1 MiB each and went idle hold little memory", async () => {
   await using server = await RawServer.start("lesson08-server", ["--quiet"]);
   const before = await server.rssKiB();
   const conns = await connectMany(server.port, 200, 50);
@@ -399,7 +400,7 @@ Deno.test("lesson 08: 200 connections that streamed 1 MiB each and went idle hol
   assert(left < 40, `${left.toFixed(1)} MiB more than before the connections`);
 });
 
-Deno.test("lesson 08: shutdown lets busy echoes finish, and counts the ones it cuts off", async () => {
+test("lesson 08: shutdown lets busy echoes finish, and counts the ones it cuts off", async () => {
   await using server = await LessonServer.start("lesson08-server", ["--quiet"]);
   const streaming = await rawConnect(server.port);
   const stuck = await rawConnect(server.port);
@@ -475,7 +476,7 @@ async function readSome(conn: Deno.TcpConn, n: number): Promise<Uint8Array> {
   return data.subarray(0, got);
 }
 
-Deno.test("lesson 08: the client reports a short, wrong or slow echo", async (t) => {
+test("lesson 08: the client reports a short, wrong or slow echo", async (t) => {
   const client = (port: number, ...args: string[]) =>
     runTask("lesson08-client", ["--port", String(port), ...args]);
 

@@ -1,4 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
+import { test } from "./_checks.ts";
 import { readWithTimeout, writeAll } from "../lib/io.ts";
 import { LineDecoder } from "../lib/lines.ts";
 import {
@@ -37,7 +38,7 @@ async function linesUntil(server: LessonServer, from: number, last: string): Pro
   return server.lines.slice(from);
 }
 
-Deno.test("lesson 11: one-to-one chat", async (t) => {
+test("lesson 11: one-to-one chat", async (t) => {
   await using server = await LessonServer.start("lesson11-server", [], 20_000, { stdin: true });
   const port = String(server.port);
 
@@ -254,7 +255,7 @@ Deno.test("lesson 11: one-to-one chat", async (t) => {
   });
 });
 
-Deno.test("lesson 11: the server's --idle-timeout", async () => {
+test("lesson 11: the server's --idle-timeout", async () => {
   await using server = await LessonServer.start("lesson11-server", ["--idle-timeout", "1"]);
   const conn = await rawConnect(server.port);
   try {
@@ -268,7 +269,7 @@ Deno.test("lesson 11: the server's --idle-timeout", async () => {
   assert(await server.waitForLine("chat over: the client sent nothing for 1 s"));
 });
 
-Deno.test("lesson 11: the client against the course's first chat server (greet, then only read)", async () => {
+test("lesson 11: the client against the course's first chat server (greet, then only read)", async () => {
   // That server sends its welcome without a newline, then prints what it reads, until EOF.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const serving = (async () => {

@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
+import { test } from "./_checks.ts";
 import { readWithTimeout, writeAll } from "../lib/io.ts";
 import { LineDecoder } from "../lib/lines.ts";
 import { closeRaw, encode, LessonServer, rawConnect, runTask } from "./_helpers.ts";
@@ -59,7 +60,7 @@ class User {
   }
 }
 
-Deno.test("lesson 12: every command and every error code over raw sockets", async () => {
+test("lesson 12: every command and every error code over raw sockets", async () => {
   await using server = await LessonServer.start("lesson12-server");
   const users: User[] = [];
   try {
@@ -143,7 +144,7 @@ Deno.test("lesson 12: every command and every error code over raw sockets", asyn
   assert(result.stdout.includes("carol left: hung up\n"), result.stdout);
 });
 
-Deno.test("lesson 12: a client that never reads is cut off; the others are unaffected", async () => {
+test("lesson 12: a client that never reads is cut off; the others are unaffected", async () => {
   await using server = await LessonServer.start("lesson12-server", ["--max-queue", "65536"]);
   const slow = await User.connect(server.port, "slow");
   const talker = await User.connect(server.port, "talker");
@@ -190,7 +191,7 @@ Deno.test("lesson 12: a client that never reads is cut off; the others are unaff
   assert(await server.waitForLine("slow left: too slow to read"));
 });
 
-Deno.test("lesson 12: 200 users at once", async () => {
+test("lesson 12: 200 users at once", async () => {
   await using server = await LessonServer.start("lesson12-server");
   const names = Array.from({ length: 200 }, (_, i) => `user${String(i).padStart(3, "0")}`);
   const users: User[] = [];
@@ -224,7 +225,7 @@ Deno.test("lesson 12: 200 users at once", async () => {
   }
 });
 
-Deno.test("lesson 12: idle users are told bye; --max-connections turns the rest away", async () => {
+test("lesson 12: idle users are told bye; --max-connections turns the rest away", async () => {
   await using server = await LessonServer.start("lesson12-server", [
     "--idle-timeout",
     "1",
@@ -247,7 +248,7 @@ Deno.test("lesson 12: idle users are told bye; --max-connections turns the rest 
   assert(await server.waitForLine("quiet left: idle for 1 s"));
 });
 
-Deno.test("lesson 12: Ctrl-C says bye to everyone and exits 0", async () => {
+test("lesson 12: Ctrl-C says bye to everyone and exits 0", async () => {
   await using server = await LessonServer.start("lesson12-server");
   const alice = await User.connect(server.port, "alice");
   try {
@@ -262,7 +263,7 @@ Deno.test("lesson 12: Ctrl-C says bye to everyone and exits 0", async () => {
   }
 });
 
-Deno.test("lesson 12: the terminal client", async (t) => {
+test("lesson 12: the terminal client", async (t) => {
   await using server = await LessonServer.start("lesson12-server");
   const port = String(server.port);
 

@@ -11,6 +11,29 @@
  */
 
 const ROOT = new URL("../", import.meta.url);
+/** Where the programs run: this course, or a scratch copy of it (see {@linkcode runProgramsIn}). */
+let programRoot = ROOT;
+/** Told what every finished program printed (see {@linkcode watchPrograms}). */
+let programWatcher: ((task: string, result: RunResult) => void) | undefined;
+
+/**
+ * Runs the lesson programs from `dir`, a copy of the course (its deno.json,
+ * lib/ and lessons/), instead of from this one; no argument goes back. The
+ * tasks, and so the permissions, stay this course's. tools/exercise.ts runs
+ * a lesson's tests this way, with the learner's file in the lesson's place.
+ */
+export function runProgramsIn(dir?: URL): void {
+  programRoot = dir ?? ROOT;
+}
+
+/**
+ * Calls `watcher` with the output of every program that finishes (a client,
+ * or a server once stopped); no argument stops. tools/exercise.ts shows what
+ * the learner's program printed when a check fails.
+ */
+export function watchPrograms(watcher?: (task: string, result: RunResult) => void): void {
+  programWatcher = watcher;
+}
 
 /** The output of a finished program. */
 export interface RunResult {
@@ -70,7 +93,7 @@ function spawn(
     : ["prlimit", [`--nofile=${maxOpenFiles}:${maxOpenFiles}`, "deno", ...command]];
   return new Deno.Command(program, {
     args: programArgs,
-    cwd: ROOT,
+    cwd: programRoot,
     stdin: stdin ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
@@ -167,7 +190,9 @@ export async function runTask(
     }
     const status = await child.status;
     await Promise.all([stdout.done, stderr.done]);
-    return { code: status.code, stdout: stdout.text, stderr: stderr.text, timedOut };
+    const result = { code: status.code, stdout: stdout.text, stderr: stderr.text, timedOut };
+    programWatcher?.(task, result);
+    return result;
   } finally {
     clearTimeout(timer);
     killQuietly(child, "SIGKILL");
@@ -199,8 +224,10 @@ export class LessonServer implements AsyncDisposable {
   #stderr: OutputCollector;
   #result: RunResult | undefined;
   #hasStdin = false;
+  #task: string;
 
-  private constructor(child: Deno.ChildProcess) {
+  private constructor(task: string, child: Deno.ChildProcess) {
+    this.#task = task;
     this.#child = child;
     this.#stdout = new OutputCollector(child.stdout);
     this.#stderr = new OutputCollector(child.stderr, true);
@@ -220,6 +247,7 @@ export class LessonServer implements AsyncDisposable {
     options: { maxOpenFiles?: number; stdin?: boolean } = {},
   ): Promise<LessonServer> {
     const server = new LessonServer(
+      task,
       spawn(
         task,
         [...(usesUnixSocket(task) ? [] : ["--port", "0"]), ...args],
@@ -326,6 +354,7 @@ export class LessonServer implements AsyncDisposable {
       stderr: this.#stderr.text,
       timedOut,
     };
+    programWatcher?.(this.#task, this.#result);
     return this.#result;
   }
 

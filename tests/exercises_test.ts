@@ -1,0 +1,154 @@
+/**
+ * The exercises (exercises/, tools/exercise.ts): each is its lesson's file with
+ * a TODO in place of the key part; untouched it fails the lesson's own checks,
+ * with the lesson's file copied over it it passes them (CI runs both, for
+ * every exercise); and a learner sees what failed, what came, and a hint.
+ */
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { EXERCISES } from "../tools/exercise_list.ts";
+import { taskArgs } from "../tools/lesson_process.ts";
+import { runTask } from "./_helpers.ts";
+
+const ROOT = new URL("../", import.meta.url);
+const read = (path: string) => Deno.readTextFileSync(new URL(path, ROOT));
+/** The module specifiers a file imports, in order. */
+const imports = (source: string) =>
+  [...source.matchAll(/^(?:import|export)[^;]*? from "([^"]+)";/gms)].map((m) => m[1]);
+
+Deno.test("exercises: each is its lesson's file with a TODO, listed, and named by its README", () => {
+  const folders = [...Deno.readDirSync(new URL("exercises/", ROOT))]
+    .filter((entry) => entry.isDirectory).map((entry) => entry.name).sort();
+  assertEquals(folders, EXERCISES.map((exercise) => exercise.dir));
+  for (const exercise of EXERCISES) {
+    const path = `exercises/${exercise.dir}/${exercise.file}`;
+    const lessonFile = read(`lessons/${exercise.dir}/${exercise.file}`);
+    const exerciseFile = read(path);
+    assertMatch(exerciseFile, /\/\/ TODO\(exercise\): \S/, path);
+    assert(exerciseFile !== lessonFile, `${path} is the lesson's file`);
+    // The same imports, so the lesson's file copied over it (and back) resolves the same.
+    assertEquals(imports(exerciseFile), imports(lessonFile), path);
+    for (const specifier of imports(exerciseFile).filter((s) => s.startsWith("."))) {
+      Deno.statSync(new URL(specifier, new URL(path, ROOT))); // throws if it does not resolve
+    }
+    assertEquals(exercise.lesson, exercise.dir.slice(0, 2));
+    const readme = read(`lessons/${exercise.dir}/README.md`);
+    const last = readme.slice(readme.lastIndexOf("\n## "));
+    assert(last.startsWith("\n## Your turn\n"), `${exercise.dir}/README.md ends with Your turn`);
+    assertStringIncludes(last, `deno task exercise ${exercise.lesson}`);
+    assertStringIncludes(last, path);
+    assertStringIncludes(read(`tests/${exercise.tests}`), 'import { test } from "./_checks.ts";');
+  }
+});
+
+Deno.test("exercises: every one fails untouched and passes with its lesson's file copied in", async () => {
+  const result = await runTask("exercise", ["--verify"], { timeoutMs: 240_000 });
+  const lines = result.stdout.split("\n");
+  for (const exercise of EXERCISES) {
+    const line = lines.find((l) => l.startsWith(`exercise ${exercise.lesson}: `)) ?? "(none)";
+    assertMatch(
+      line,
+      new RegExp(
+        `^exercise ${exercise.lesson}: untouched fails \\(.+\\); ` +
+          `with lessons/${exercise.dir}/${exercise.file}: passes \\d+ checks \\[\\d+\\.\\d s\\]$`,
+      ),
+      result.stdout,
+    );
+  }
+  // The progress table, from the same outcomes: nothing passes untouched, everything solved.
+  const untouched = lines.indexOf("progress, untouched:");
+  const solved = lines.indexOf("progress, solved:");
+  const rows = (from: number) => lines.slice(from + 1, from + 1 + EXERCISES.length);
+  for (const [i, row] of rows(untouched).entries()) {
+    assertMatch(
+      row,
+      new RegExp(`^${EXERCISES[i].lesson}  .+  not yet \\(\\d+ checks pass, then: `),
+    );
+  }
+  assertEquals(
+    lines[untouched + 1 + EXERCISES.length],
+    `0 of ${EXERCISES.length} exercises pass. Next: deno task exercise 02 (exercises/02-echo/server.ts)`,
+  );
+  for (const [i, row] of rows(solved).entries()) {
+    assertMatch(row, new RegExp(`^${EXERCISES[i].lesson}  .+  passed \\(\\d+ checks\\)$`));
+  }
+  assertEquals(lines[solved + 1 + EXERCISES.length], `All ${EXERCISES.length} exercises pass.`);
+  assertEquals([result.code, result.timedOut, result.stderr], [0, false, ""]);
+});
+
+Deno.test("exercise 02 untouched: the failed check, what was expected and what came, a hint", async () => {
+  const result = await runTask("exercise", ["02"]);
+  assertEquals([result.code, result.stderr], [1, ""]);
+  assertEquals(result.stdout.split("\n").slice(0, 3), [
+    "Exercise 02: the echo loop: read until EOF, write it all back",
+    "exercises/02-echo/server.ts in the place of lessons/02-echo/server.ts, checked by tests/lesson02_test.ts",
+    "  FAIL  lesson 02: echo › the default message is echoed and printed JSON-quoted",
+  ]);
+  for (
+    const expected of [
+      "The check that failed: lesson 02: echo › the default message is echoed and printed JSON-quoted\n",
+      "What was expected, and what came:\n    (lines with - are what came, lines with + what was expected)\n",
+      "  -     1,\n  +     0,\n  +     'Received \"Hello, world\"\\n',\n",
+      '  -     "the server closed the connection before answering\\n",\n',
+      "lesson02-client printed on stderr:\n    the server closed the connection before answering\n",
+      "Hint: One read is whatever has arrived, and one write may send only part of it",
+    ]
+  ) assertStringIncludes(result.stdout, expected);
+  // Where the assertion is, with its code.
+  assertMatch(
+    result.stdout,
+    /\n {2}tests\/lesson02_test\.ts:\d+: assertEquals\(\[client\.code, client\.stdout, client\.stderr\], \[0, /,
+  );
+});
+
+Deno.test("exercise: a bad command line is one line and exit 2", async () => {
+  for (
+    const [args, stderr] of [
+      [["99"], "no exercise 99: see --help\n"],
+      [["02", "--fast"], "unknown option --fast: see --help\n"],
+    ] as [string[], string][]
+  ) {
+    const result = await runTask("exercise", args);
+    assertEquals([result.code, result.stdout, result.stderr], [2, "", stderr]);
+  }
+  const help = await runTask("exercise", ["--help"]);
+  assertEquals(help.code, 0);
+  for (const exercise of EXERCISES) {
+    assertStringIncludes(
+      help.stdout,
+      `  ${exercise.lesson}  exercises/${exercise.dir}/${exercise.file}`,
+    );
+  }
+});
+
+Deno.test("exercise --watch checks once, then waits for a save", async () => {
+  const child = new Deno.Command("deno", {
+    args: [...taskArgs("exercise"), "02", "--watch"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "null",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let output = "";
+  const deadline = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  try {
+    const decoder = new TextDecoder();
+    for await (const piece of child.stdout) {
+      output += decoder.decode(piece, { stream: true });
+      if (output.includes("watching exercises/02-echo/")) break;
+    }
+    assertStringIncludes(output, "  FAIL  lesson 02: echo › the default message");
+    assertStringIncludes(
+      output,
+      "\nwatching exercises/02-echo/: save to check again (Ctrl-C to stop)\n",
+    );
+  } finally {
+    clearTimeout(deadline);
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await child.stdout.cancel().catch(() => {});
+    await child.status;
+  }
+});

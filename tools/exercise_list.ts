@@ -1,0 +1,163 @@
+/**
+ * The exercises, in order: which lesson file each one is, which tests check
+ * it, and the hint a learner gets when a check fails (each hint is the trap
+ * the lesson's README names).
+ *
+ * @module
+ */
+
+/** One exercise: `exercises/<dir>/<file>`, run in the place of `lessons/<dir>/<file>`. */
+export interface Exercise {
+  /** The lesson number, two digits: `deno task exercise 02`. */
+  lesson: string;
+  /** The lesson's folder name, the same under exercises/. */
+  dir: string;
+  /** The file the learner completes (the lesson's file of the same name is the solution). */
+  file: string;
+  /** The test file whose spawned-process checks judge it (under tests/). */
+  tests: string;
+  /** What the learner writes, in a few words. */
+  task: string;
+  /** The hint when a check fails (the lesson README's trap). */
+  hint: string;
+  /** Better hints for particular checks: the first whose pattern matches the check's name. */
+  hints?: [RegExp, string][];
+}
+
+/** Every exercise, in the order of the course. */
+export const EXERCISES: Exercise[] = [
+  {
+    lesson: "02",
+    dir: "02-echo",
+    file: "server.ts",
+    tests: "lesson02_test.ts",
+    task: "the echo loop: read until EOF, write it all back",
+    hint: "One read is whatever has arrived, and one write may send only part of it: loop until " +
+      "read says EOF, and write each chunk whole (writeAllWithTimeout) before reading on.",
+    hints: [
+      [
+        /16 MiB/,
+        "A single write may send only part: small tests pass, 16 MiB does not. Loop until " +
+        "everything is written (writeAllWithTimeout does).",
+      ],
+      [
+        /idle-timeout/,
+        "A silent client must not hold the server for ever: pass { idleTimeoutMs } to " +
+        "readChunks, so a read that waits too long throws a TimeoutError.",
+      ],
+    ],
+  },
+  {
+    lesson: "03",
+    dir: "03-capitalize",
+    file: "server.ts",
+    tests: "lesson03_test.ts",
+    task: "decode the stream chunk by chunk, keeping split characters",
+    hint: "Decoding chunk by chunk without a streaming decoder corrupts any character split " +
+      "between two reads. Use the one Utf8StreamDecoder of the connection for every chunk, and " +
+      "call its end() at EOF (it throws if the text stopped mid-character).",
+  },
+  {
+    lesson: "05",
+    dir: "05-line-framing",
+    file: "server.ts",
+    tests: "lesson05_test.ts",
+    task: "the framed read loop: one answer per line, /bye",
+    hint: "One read is not one message: on loopback small writes arrive whole, but --split and " +
+      "--burst cut and glue them. Collect bytes until LF (readLines does) and answer each line.",
+    hints: [
+      [
+        /max-line/,
+        "No maximum line length means a client that never sends LF can use all your memory: " +
+        "readLines(conn, options) enforces options.maxLineBytes and throws past it.",
+      ],
+      [
+        /bye/,
+        'Forgetting the CR: "a\\r" is not "a". readLines strips an optional CR; "/bye" gets ' +
+        '"bye" and then the loop ends.',
+      ],
+    ],
+  },
+  {
+    lesson: "06",
+    dir: "06-length-prefix",
+    file: "server.ts",
+    tests: "lesson06_test.ts",
+    task: "read length-prefixed frames and describe each one",
+    hint: "One read, one frame: still false. A read may hold half a header, or three frames and " +
+      "a bit; the length is 4 bytes big-endian (getUint32, not native order). readFrames keeps " +
+      "the leftovers for you.",
+    hints: [
+      [
+        /over the limit|refusal/,
+        "Trusting the length: check it against --max-frame before allocating or waiting for the " +
+        "body; then answer and close (readFrames(conn, options) throws past maxFrameBytes).",
+      ],
+    ],
+  },
+  {
+    lesson: "07",
+    dir: "07-app-protocol",
+    file: "server.ts",
+    tests: "lesson07_test.ts",
+    task: "the message loop: answer requests, recover from errors or close",
+    hint: "Carrying on after a fatal error: after bad-magic or too-large nobody knows where the " +
+      "next message starts, so answer and close; the other errors (bad-checksum, bad-json, ...) " +
+      "get a type-3 answer and the connection goes on.",
+  },
+  {
+    lesson: "08",
+    dir: "08-many-clients",
+    file: "server.ts",
+    tests: "lesson08_test.ts",
+    task: "the accept loop: limit, register, serve without await",
+    hint: "A forgotten await, or an extra one: with `await serve(client)` in the accept loop you " +
+      "are back to lesson 02, one client at a time. Start serve(client) and accept the next.",
+    hints: [
+      [
+        /max-connections|busy/,
+        "Unbounded everything: a client over --max-connections (limit.tryOpen() says no) gets " +
+        '"server busy" and is closed, and counts in stats.turnedAway.',
+      ],
+    ],
+  },
+  {
+    lesson: "11",
+    dir: "11-one-to-one-chat",
+    file: "chat.ts",
+    tests: "lesson11_test.ts",
+    task: "the read side of a chat: print lines until /bye",
+    hint: "A read is not a message: frame the peer's text (readMessages does, with a limit and " +
+      "the pause for peers without newlines), print each as `client> TEXT` or `server> TEXT`, " +
+      "and stop at /bye; EOF without /bye is a hang-up.",
+  },
+  {
+    lesson: "12",
+    dir: "12-multi-user-chat",
+    file: "room.ts",
+    tests: "lesson12_test.ts",
+    task: "broadcast, and the bounded outgoing queue",
+    hint: "Writing straight to one user's socket from another's loop makes everyone wait for the " +
+      "slowest: queue the line (this.#push) and let each connection write its own queue. An " +
+      "unbounded queue only runs out of memory later: past maxQueueBytes, send returns false.",
+    hints: [
+      [
+        /never reads/,
+        "An unbounded queue is just a slower way to run out of memory: bound it in bytes " +
+        "(this.#queuedBytes + the new line's bytes > maxQueueBytes: return false).",
+      ],
+    ],
+  },
+];
+
+/** The exercise of lesson `lesson` ("2", "02" or "02-echo"), if there is one. */
+export function findExercise(lesson: string): Exercise | undefined {
+  const number = lesson.match(/^\d+/)?.[0];
+  if (number === undefined) return undefined;
+  return EXERCISES.find((exercise) => Number(exercise.lesson) === Number(number));
+}
+
+/** The hint for a failed check (its name, with the step's after " › "). */
+export function hintFor(exercise: Exercise, checkName: string): string {
+  return exercise.hints?.find(([pattern]) => pattern.test(checkName))?.[1] ?? exercise.hint;
+}
