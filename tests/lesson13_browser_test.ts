@@ -234,6 +234,7 @@ Deno.test({
     await join(bob, "alice");
     await bob.waitForSelector("#join-error:not([hidden])");
     assertEquals(await textOf(bob, "#join-error"), "alice is taken: pick another name");
+    await bob.screenshot({ path: new URL("lesson13-name-taken.png", ARTIFACTS).pathname });
     await join(bob, "bob");
     await bob.waitForFunction(() => document.querySelector("#me-name")?.textContent === "bob");
 
@@ -304,6 +305,7 @@ Deno.test({
       document.querySelector('#users li[data-name="carol"] .badge')?.textContent === "1"
     );
     await bob.click("#back"); // on a phone the list and the conversation take turns
+    await bob.screenshot({ path: new URL("lesson13-phone-list.png", ARTIFACTS).pathname });
     await bob.click('#users li[data-name="carol"] button');
     assertEquals(await bubbles(bob), ["< <script>alert(2)</script>"]);
     assertEquals(await bob.$$eval("#messages script, img", (found) => found.length), 0);
@@ -340,6 +342,7 @@ Deno.test({
     await alice.waitForSelector("#notice:not([hidden])");
     assertMatch(await textOf(alice, "#notice-text"), /^Disconnected: the chat server said bye/);
     await waitForUsers(alice, []);
+    await alice.screenshot({ path: new URL("lesson13-disconnected.png", ARTIFACTS).pathname });
     // It comes back on the same ports; Reconnect joins again under the same name.
     server = await LessonServer.start("lesson13-server", [
       "--port",

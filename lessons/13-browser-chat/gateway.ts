@@ -31,8 +31,10 @@ export interface GatewayOptions {
   chat: Deno.ConnectOptions;
   /** The page's own origins, e.g. `http://127.0.0.1:65480`: only they may open a WebSocket. */
   origins: Set<string>;
-  /** The most bytes waiting for one browser (or for the chat server); more cuts it off. */
+  /** The most bytes waiting for one browser (or for the chat server); see `relay`. */
   maxQueueBytes: number;
+  /** A browser that takes none of what waits for it for this long is cut off. */
+  drainTimeoutMs: number;
   /** The most WebSockets open at once; more get 503. */
   maxConnections: number;
   /** The longest line the chat server sends (a `users` line grows with the users). */
@@ -175,31 +177,49 @@ function relay(socket: WebSocket, conn: Deno.TcpConn, options: GatewayOptions): 
     if (socket.readyState <= WebSocket.OPEN) socket.close(code, reason);
   };
 
-  /** One line to the browser, unless too much is already waiting for it. */
+  // socket.bufferedAmount: bytes handed to send() that are not written yet.
+  // It is this browser's outgoing queue, and lesson 12's rule bounds it.
+  const slowReader = () =>
+    end(POLICY, "slow-reader", "error slow-reader you did not read your messages");
+  const tooMuchWaiting = () => socket.bufferedAmount > options.maxQueueBytes;
+
+  /** One line to the browser (it is open, or the line is dropped). */
   const toBrowser = (line: string) => {
-    if (ended || socket.readyState !== WebSocket.OPEN) return;
-    // bufferedAmount: bytes handed to send() that are not on the network yet.
-    // It is this WebSocket's outgoing queue; lesson 12's rule bounds it.
-    if (socket.bufferedAmount + line.length > options.maxQueueBytes) {
-      return end(POLICY, "slow-reader", "error slow-reader you did not read your messages");
+    if (!ended && socket.readyState === WebSocket.OPEN) socket.send(line);
+  };
+
+  /**
+   * Waits until the browser has taken what waits for it (there is no
+   * "drain" event: we look every 10 ms). False if it took nothing for
+   * `drainTimeoutMs`, or the WebSocket ended.
+   */
+  const drained = async (): Promise<boolean> => {
+    let last = socket.bufferedAmount;
+    let progressAt = Date.now();
+    while (!ended && tooMuchWaiting()) {
+      if (socket.bufferedAmount < last) progressAt = Date.now();
+      last = socket.bufferedAmount;
+      if (Date.now() - progressAt > options.drainTimeoutMs) return false;
+      await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    socket.send(line);
+    return !ended;
   };
 
   // Browser → chat: one message is one line, or it is refused with one
   // answer in the protocol's own form, so the page's "one answer per line"
   // still holds. It is never split into several lines.
+  const refuse = (answer: string) => tooMuchWaiting() ? slowReader() : toBrowser(answer);
   socket.onmessage = (event: MessageEvent) => {
     if (ended) return;
     const line = event.data;
     if (typeof line !== "string") {
-      return toBrowser("error not-text send text messages: one message is one line");
+      return refuse("error not-text send text messages: one message is one line");
     }
     if (/[\r\n]/.test(line)) {
-      return toBrowser("error line-break a message is one line: no CR or LF in it");
+      return refuse("error line-break a message is one line: no CR or LF in it");
     }
     if (utf8Encode(line).length > MAX_LINE_BYTES) {
-      return toBrowser(`error line-too-long lines are at most ${MAX_LINE_BYTES} bytes`);
+      return refuse(`error line-too-long lines are at most ${MAX_LINE_BYTES} bytes`);
     }
     if (!toChat.send(line)) end(POLICY, "too-fast"); // the chat server is not keeping up
   };
@@ -218,6 +238,15 @@ function relay(socket: WebSocket, conn: Deno.TcpConn, options: GatewayOptions): 
         if (decoder.error) {
           why = `the chat server broke the protocol: ${decoder.error.message}`;
           break;
+        }
+        // Backpressure: while too much waits for the browser, read no more.
+        // (Not a cut-off at once: in a burst, bufferedAmount jumps even for a
+        // fast reader, as every send() of this turn counts before any is
+        // written.) The chat server's queue for this user fills meanwhile,
+        // and lesson 12's rule cuts off a reader that stays slow.
+        if (tooMuchWaiting() && !(await drained())) {
+          if (!ended) slowReader();
+          return;
         }
       }
     } catch (error) {

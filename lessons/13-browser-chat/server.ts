@@ -13,6 +13,7 @@
  */
 import { stripTypeScriptTypes } from "node:module";
 import {
+  closeQuietly,
   formatAddr,
   LessonError,
   listen,
@@ -79,6 +80,7 @@ await runMain(async () => {
     chat: { hostname: chat.addr.hostname, port: chat.addr.port },
     origins,
     maxQueueBytes: flags["max-queue"],
+    drainTimeoutMs: 30_000, // as lesson 12's writes: no progress for 30 s
     maxConnections: flags["max-connections"],
     // `users NAME NAME …`: 33 bytes a user at most; `from NAME TEXT`: 38 more than TEXT.
     maxServerLineBytes: Math.max(MAX_LINE_BYTES + 64, 6 + 33 * flags["max-connections"]),
@@ -110,7 +112,8 @@ await runMain(async () => {
 
   // Ctrl-C or SIGTERM: the chat says bye to everyone (the gateway passes it
   // on to the browsers), then the web server stops.
-  const onSignal = () => chat.close();
+  // Quietly: under `deno task`, one Ctrl-C can arrive twice (the terminal and the task).
+  const onSignal = () => closeQuietly(chat);
   Deno.addSignalListener("SIGINT", onSignal);
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
   await serveChat(chat, flags, log);

@@ -337,7 +337,14 @@ function render(): void {
     button.type = "button";
     const avatar = el("span", "avatar");
     paintAvatar(avatar, name);
-    button.append(avatar, el("span", "user-name", name));
+    // The name, and under it the last thing said in that conversation.
+    const label = el("span", "user-label");
+    label.append(el("span", "user-name", name));
+    const last = conversations.get(name)?.findLast((entry) => entry.kind === "message");
+    if (last?.kind === "message") {
+      label.append(el("span", "preview", (last.mine ? "You: " : "") + last.text));
+    }
+    button.append(avatar, label);
     const count = unread.get(name);
     if (count) button.append(el("span", "badge", String(count)));
     button.addEventListener("click", () => open(name));
