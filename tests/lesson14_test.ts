@@ -4,6 +4,7 @@
  * and fake servers that drop, repeat, reorder and forge replies.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
+import { test } from "./_checks.ts";
 import { decode, encode, LessonServer, runTask } from "./_helpers.ts";
 
 const VERSION = "version=Deno Socket Lessons 14";
@@ -76,7 +77,7 @@ class Peer implements AsyncDisposable {
   }
 }
 
-Deno.test("lesson 14: the client and server, as the README runs them", async (t) => {
+test("lesson 14: the client and server, as the README runs them", async (t) => {
   await using server = await LessonServer.start("lesson14-server");
   const port = String(server.port);
   const client = (...args: string[]) => runTask("lesson14-client", ["--port", port, ...args]);
@@ -186,7 +187,7 @@ Deno.test("lesson 14: the client and server, as the README runs them", async (t)
   });
 });
 
-Deno.test("lesson 14: the key-value rules, datagram by datagram", async (t) => {
+test("lesson 14: the key-value rules, datagram by datagram", async (t) => {
   await using server = await LessonServer.start("lesson14-server", ["--max-keys", "3"]);
   await using peer = new Peer();
   const ask = (request: string | Uint8Array, timeoutMs?: number) =>
@@ -242,7 +243,7 @@ Deno.test("lesson 14: the key-value rules, datagram by datagram", async (t) => {
   });
 });
 
-Deno.test("lesson 14: the server's log says what it did with each datagram", async () => {
+test("lesson 14: the server's log says what it did with each datagram", async () => {
   // A fresh server: the log prints at most 20 lines a second, so a fast test
   // of many requests would see some of its lines summarised instead.
   await using server = await LessonServer.start("lesson14-server", ["--max-keys", "1"]);
@@ -267,7 +268,7 @@ Deno.test("lesson 14: the server's log says what it did with each datagram", asy
   ]);
 });
 
-Deno.test("lesson 14: a burst of 1,000 requests: each answered correctly or counted lost", async () => {
+test("lesson 14: a burst of 1,000 requests: each answered correctly or counted lost", async () => {
   await using server = await LessonServer.start("lesson14-server");
   await using peer = new Peer();
   const requests = Array.from({ length: 1000 }, (_, i) => i % 2 ? `k${i}` : `k${i}=v${i}`);
@@ -305,7 +306,7 @@ Deno.test("lesson 14: a burst of 1,000 requests: each answered correctly or coun
   assertEquals(Number(stats[2]), +((1000 - pongs) / 10).toFixed(1));
 });
 
-Deno.test("lesson 14: --loss drops replies; the client retries with backoff, then gives up honestly", async (t) => {
+test("lesson 14: --loss drops replies; the client retries with backoff, then gives up honestly", async (t) => {
   await t.step("--loss 30 --seed 14: the same replies are lost on every run", async () => {
     for (let run = 0; run < 2; run++) {
       await using server = await LessonServer.start("lesson14-server", [
@@ -394,7 +395,7 @@ Deno.test("lesson 14: --loss drops replies; the client retries with backoff, the
   });
 });
 
-Deno.test("lesson 14: --delay reorders replies; none is lost", async () => {
+test("lesson 14: --delay reorders replies; none is lost", async () => {
   await using server = await LessonServer.start("lesson14-server", [
     "--delay",
     "150",
@@ -423,7 +424,7 @@ Deno.test("lesson 14: --delay reorders replies; none is lost", async () => {
   }
 });
 
-Deno.test("lesson 14: a fake server that repeats, reorders, forges and floods", async (t) => {
+test("lesson 14: a fake server that repeats, reorders, forges and floods", async (t) => {
   await t.step(
     "--ping: duplicates shown once, old SEQs marked, bad pongs and strangers ignored",
     async () => {
@@ -496,7 +497,7 @@ Deno.test("lesson 14: a fake server that repeats, reorders, forges and floods", 
   );
 });
 
-Deno.test("lesson 14: one client's trouble does not stop the server", async () => {
+test("lesson 14: one client's trouble does not stop the server", async () => {
   await using server = await LessonServer.start("lesson14-server");
   // A client that sends and is gone before the reply: the reply meets a
   // closed port (an ICMP error comes back to the server).
@@ -520,7 +521,7 @@ Deno.test("lesson 14: one client's trouble does not stop the server", async () =
   assertEquals([client.code, client.stdout], [0, `> version\n< ${VERSION}\n`]);
 });
 
-Deno.test("lesson 14: a restarted server answers at once (nothing to reconnect), with an empty store", async () => {
+test("lesson 14: a restarted server answers at once (nothing to reconnect), with an empty store", async () => {
   let port: number;
   {
     await using first = await LessonServer.start("lesson14-server");
@@ -534,7 +535,7 @@ Deno.test("lesson 14: a restarted server answers at once (nothing to reconnect),
   assertEquals([get.code, get.stdout], [0, "> a\n< a=\n"]);
 });
 
-Deno.test("lesson 14: over IPv6 loopback", async () => {
+test("lesson 14: over IPv6 loopback", async () => {
   await using server = await LessonServer.start("lesson14-server", ["--host", "::1"]);
   assertEquals(server.host, "::1");
   assertMatch(server.lines[0], /^listening on \[::1\]:\d+$/);

@@ -20,6 +20,7 @@ import { bold, green, red, yellow } from "@std/fmt/colors";
 import { type Check, type Steps, takeChecks } from "../tests/_checks.ts";
 import { runProgramsIn, type RunResult, watchPrograms } from "./lesson_process.ts";
 import { type Exercise, EXERCISES, findExercise, hintFor } from "./exercise_list.ts";
+import { plural } from "../lib/mod.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const SCRATCH = new URL(".exercise-runs/", ROOT);
@@ -315,8 +316,8 @@ async function watch(exercise: Exercise): Promise<never> {
 /** One row of the progress table. */
 export function progressRow(exercise: Exercise, outcome: Outcome): string {
   const state = outcome.failure
-    ? `not yet (${outcome.passed.length} checks pass, then: ${outcome.failure.check})`
-    : `passed (${outcome.passed.length} checks)`;
+    ? `not yet (${plural(outcome.passed.length, "check")} passed, then: ${outcome.failure.check})`
+    : `passed (${plural(outcome.passed.length, "check")})`;
   return `${exercise.lesson}  ${exercise.task.padEnd(64)}  ${state}`;
 }
 
@@ -375,7 +376,9 @@ async function verify(exercises: Exercise[]): Promise<boolean> {
         failsRight ? "fails" : before.failure ? "FAILS BUT DID NOT RUN" : "DOES NOT FAIL"
       } (${before.failure?.check ?? "every check passed"}); ` +
         `with lessons/${exercise.dir}/${exercise.file}: ${
-          after.failure ? `FAILS (${after.failure.check})` : `passes ${after.passed.length} checks`
+          after.failure
+            ? `FAILS (${after.failure.check})`
+            : `passes ${plural(after.passed.length, "check")}`
         } [${seconds} s]`,
     );
     if (!failsRight && before.failure) explain(exercise, before.failure);

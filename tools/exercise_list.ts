@@ -148,6 +148,23 @@ export const EXERCISES: Exercise[] = [
       ],
     ],
   },
+  {
+    lesson: "14",
+    dir: "14-udp",
+    file: "client.ts",
+    tests: "lesson14_test.ts",
+    task: "retry a UDP request with exponential backoff",
+    hint: "Waiting for ever: a lost datagram is silence, so every wait needs a deadline. Send, " +
+      "wait `wait` ms for a reply naming the key (matching replies by order fails: they come " +
+      "late, twice, or reordered), then send again waiting twice as long, at most --tries times.",
+    hints: [
+      [
+        /fake server/,
+        "Matching replies by order: a reply counts only if it starts with `KEY=`; anything else " +
+        "(a repeat, a forgery, another key) goes to replies.ignored and you keep waiting.",
+      ],
+    ],
+  },
 ];
 
 /** The exercise of lesson `lesson` ("2", "02" or "02-echo"), if there is one. */
