@@ -178,7 +178,7 @@ function relay(socket: WebSocket, conn: Deno.TcpConn, options: GatewayOptions): 
   };
 
   // socket.bufferedAmount: bytes handed to send() that are not written yet.
-  // It is this browser's outgoing queue, and lesson 12's rule bounds it.
+  // It is this browser's outgoing queue; --max-queue bounds it (read loop below).
   const slowReader = () =>
     end(POLICY, "slow-reader", "error slow-reader you did not read your messages");
   const tooMuchWaiting = () => socket.bufferedAmount > options.maxQueueBytes;

@@ -40,10 +40,10 @@ interface Notice {
 type Entry = Message | Notice;
 
 /** What a line we sent waits for. */
-type Pending = { kind: "name"; name: string } | { kind: "users" } | {
-  kind: "to";
-  message: Message;
-};
+type Pending =
+  | { kind: "name"; name: string }
+  | { kind: "users" }
+  | { kind: "to"; message: Message };
 
 const byId = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
