@@ -170,6 +170,8 @@ export interface ProgramSpec<F extends Record<string, FlagSpec>> {
    * socket path instead); then `host` and `port` are not set. Default true.
    */
   hostPort?: boolean;
+  /** The task name for `--help` when it is not `lessonNN-ROLE` (e.g. `lesson18-certs`). */
+  task?: string;
 }
 
 /**
@@ -231,7 +233,7 @@ export function usage<F extends Record<string, FlagSpec>>(spec: ProgramSpec<F>):
   const width = Math.max(...rows.map(([left]) => left.length)) + 2;
   const positionals = spec.positionals ? ` ${spec.positionals}` : "";
   return [
-    `Usage: deno task ${taskName(spec.lesson, spec.role)} [OPTIONS]${positionals}`,
+    `Usage: deno task ${spec.task ?? taskName(spec.lesson, spec.role)} [OPTIONS]${positionals}`,
     "",
     spec.summary,
     "",

@@ -1,0 +1,283 @@
+/**
+ * Lesson 18 server: lesson 05's line service over TLS.
+ *
+ * `Deno.listenTls` instead of `Deno.listen`, with a certificate and its
+ * private key; everything after that is lesson 05's `serveLines`, imported,
+ * not copied. Each connection is wrapped in a `TlsLineConn` (tls.ts), which
+ * runs the handshake, logs the ALPN protocol the client chose, and turns a
+ * failed handshake into one log line instead of a crash.
+ *
+ * `--starttls`: the port speaks plain text first, like SMTP and IMAP. The
+ * client says STARTTLS, we say go ahead, and from the next byte on it is
+ * TLS. Deno can only start TLS on the client side of an existing connection
+ * (`Deno.startTls`), so the server hands the connection's bytes to its own
+ * TLS listener on a private loopback port, the way a TLS terminator such as
+ * stunnel does.
+ */
+import {
+  closeQuietly,
+  describeNetError,
+  formatAddr,
+  LessonError,
+  listen,
+  listenError,
+  parseFlags,
+  readWithTimeout,
+  runMain,
+  serveEach,
+  UsageError,
+  utf8Encode,
+  writeAllWithTimeout,
+} from "../../lib/mod.ts";
+import { serveLines, SERVER_FLAGS } from "../05-line-framing/server.ts";
+import {
+  ALPN,
+  CERTS_DIR,
+  GO_AHEAD,
+  GREETING,
+  NOT_YET,
+  readLineByteByByte,
+  STARTTLS,
+  TlsLineConn,
+} from "./tls.ts";
+
+/** Which certificate to serve: the good one, or one that clients must refuse. */
+const CERTIFICATES: Record<string, { cert: string; key: string }> = {
+  server: { cert: "server.crt", key: "server.key" },
+  expired: { cert: "expired.crt", key: "server.key" },
+  "no-san": { cert: "no-san.crt", key: "server.key" },
+  ca: { cert: "ca.crt", key: "ca.key" }, // the CA's own certificate, as if it were a server's
+};
+
+/** The longest STARTTLS command line we read, and the relay's buffer. */
+const MAX_COMMAND_BYTES = 64;
+const RELAY_BUFFER_BYTES = 16 * 1024;
+
+/** Reads the certificate and key named `name` from `dir`, with a one-line error. */
+function readCertificate(dir: string, name: string): { cert: string; key: string } {
+  const files = CERTIFICATES[name];
+  if (!files) {
+    throw new UsageError(`--cert must be one of ${Object.keys(CERTIFICATES).join(", ")}`);
+  }
+  try {
+    return {
+      cert: Deno.readTextFileSync(`${dir}/${files.cert}`),
+      key: Deno.readTextFileSync(`${dir}/${files.key}`),
+    };
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new LessonError(
+        `no certificate at ${dir}/${files.cert}: make one with: deno task lesson18-certs`,
+      );
+    }
+    if (error instanceof Deno.errors.NotCapable) {
+      throw new LessonError(`not permitted to read ${dir}: the task may only read ${CERTS_DIR}`);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Who is behind each STARTTLS hand-over connection, by its local port. The
+ * TLS listener may accept a hand-over before `startTls` has written it down
+ * (both happen at once), so `take` waits a moment for it.
+ */
+class HandOvers {
+  #peers = new Map<number, Deno.NetAddr>();
+  #waiting = new Map<number, () => void>();
+
+  set(port: number, peer: Deno.NetAddr): void {
+    this.#peers.set(port, peer);
+    this.#waiting.get(port)?.();
+  }
+
+  /** The client behind `port`, or undefined if none is written down within 1 s. */
+  async take(port: number): Promise<Deno.NetAddr | undefined> {
+    if (!this.#peers.has(port)) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#waiting.set(port, resolve);
+        timer = setTimeout(resolve, 1000);
+      });
+      clearTimeout(timer);
+      this.#waiting.delete(port);
+    }
+    const peer = this.#peers.get(port);
+    this.#peers.delete(port);
+    return peer;
+  }
+}
+
+/**
+ * The TLS listener, as lesson 05's `serveLines` sees it: each connection it
+ * accepts comes wrapped in a `TlsLineConn` that logs the handshake.
+ * `handedOver` maps the port of a STARTTLS hand-over connection to the
+ * client it carries, so the log names the real client.
+ */
+class TlsLineListener implements Deno.Listener<TlsLineConn, Deno.NetAddr> {
+  #inner: Deno.TlsListener;
+  #handedOver?: HandOvers;
+
+  constructor(inner: Deno.TlsListener, handedOver?: HandOvers) {
+    this.#inner = inner;
+    this.#handedOver = handedOver;
+  }
+
+  get addr(): Deno.NetAddr {
+    return this.#inner.addr;
+  }
+
+  async accept(): Promise<TlsLineConn> {
+    const conn = await this.#inner.accept(); // TCP only: the handshake comes with the first read
+    const remoteAddr = (await this.#handedOver?.take(conn.remoteAddr.port)) ?? conn.remoteAddr;
+    const peer = formatAddr(remoteAddr);
+    return new TlsLineConn(conn, {
+      remoteAddr,
+      onHandshake: (info) =>
+        console.log(
+          `TLS with ${peer}: ` +
+            (info.alpnProtocol ? `ALPN protocol "${info.alpnProtocol}"` : "no ALPN protocol"),
+        ),
+    });
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterableIterator<TlsLineConn> {
+    while (true) yield await this.accept();
+  }
+
+  close(): void {
+    this.#inner.close();
+  }
+
+  ref(): void {
+    this.#inner.ref();
+  }
+
+  unref(): void {
+    this.#inner.unref();
+  }
+
+  [Symbol.dispose](): void {
+    closeQuietly(this.#inner);
+  }
+}
+
+/**
+ * The server side of STARTTLS: greet in plain text, wait for STARTTLS, say
+ * go ahead, then relay the bytes, unchanged, to our own TLS listener.
+ */
+async function startTls(
+  conn: Deno.TcpConn,
+  tlsAddr: Deno.NetAddr,
+  handedOver: HandOvers,
+  idleMs: number,
+): Promise<void> {
+  const peer = formatAddr(conn.remoteAddr);
+  const say = (line: string) =>
+    writeAllWithTimeout(conn, utf8Encode(line + "\n"), idleMs, "the client");
+  let tls: Deno.TcpConn | undefined;
+  try {
+    await say(GREETING);
+    const first = new Uint8Array(1);
+    if (await readWithTimeout(conn, first, idleMs, "the client") === null) {
+      console.log(`closed plain-text connection from ${peer}: it left without a word`);
+      return;
+    }
+    if (first[0] === 0x16) {
+      // 0x16 starts a TLS handshake record: a client that began with TLS.
+      console.log(`closed plain-text connection from ${peer}: it began with a TLS handshake`);
+      return;
+    }
+    const command = String.fromCharCode(first[0]) +
+      (await readLineByteByByte(conn, MAX_COMMAND_BYTES, idleMs, "the client") ?? "");
+    if (command !== STARTTLS) {
+      await say(NOT_YET);
+      console.log(`closed plain-text connection from ${peer}: it said ${JSON.stringify(command)}`);
+      return;
+    }
+    await say(GO_AHEAD);
+    console.log(`STARTTLS from ${peer}: handing the connection to the TLS listener`);
+    tls = await Deno.connect({ hostname: tlsAddr.hostname, port: tlsAddr.port });
+    handedOver.set(tls.localAddr.port, conn.remoteAddr);
+    await Promise.all([relay(conn, tls, idleMs), relay(tls, conn, idleMs)]);
+  } catch (error) {
+    const reason = describeNetError(error);
+    if (reason === undefined) throw error;
+    console.log(`closed plain-text connection from ${peer}: ${reason}`);
+  } finally {
+    closeQuietly(conn);
+    if (tls) closeQuietly(tls);
+  }
+}
+
+/** Copies `from` to `to` until EOF, then half-closes `to`; one small buffer. */
+async function relay(from: Deno.TcpConn, to: Deno.TcpConn, idleMs: number): Promise<void> {
+  const buffer = new Uint8Array(RELAY_BUFFER_BYTES);
+  try {
+    while (true) {
+      const n = await readWithTimeout(from, buffer, idleMs, "the peer");
+      if (n === null) break;
+      await writeAllWithTimeout(to, buffer.subarray(0, n), idleMs, "the peer");
+    }
+    await to.closeWrite();
+  } catch {
+    // One side broke: end both (the TLS side logs why).
+    closeQuietly(from);
+    closeQuietly(to);
+  }
+}
+
+// Last, so that the class above exists when main runs.
+if (import.meta.main) {
+  await runMain(async () => {
+    const flags = parseFlags(Deno.args, {
+      lesson: 18,
+      role: "server",
+      summary: "Lesson 05's line service over TLS: answers each line with its number and the " +
+        "text reversed. Make the certificates first: deno task lesson18-certs",
+      flags: {
+        certs: {
+          type: "string",
+          description: "the folder with the certificates",
+          default: CERTS_DIR,
+          value: "DIR",
+        },
+        cert: {
+          type: "string",
+          description: "which certificate to serve: server, expired, no-san or ca",
+          default: "server",
+          value: "NAME",
+        },
+        expired: { type: "boolean", description: "serve the expired certificate (--cert expired)" },
+        starttls: { type: "boolean", description: "plain text first; TLS after STARTTLS" },
+        ...SERVER_FLAGS,
+      },
+    });
+    const { cert, key } = readCertificate(flags.certs, flags.expired ? "expired" : flags.cert);
+    const tlsOptions = { cert, key, alpnProtocols: [ALPN] };
+
+    if (!flags.starttls) {
+      let listener: Deno.TlsListener;
+      try {
+        listener = Deno.listenTls({ hostname: flags.host, port: flags.port, ...tlsOptions });
+      } catch (error) {
+        throw listenError(error, flags.host, flags.port);
+      }
+      console.log(`listening on ${formatAddr(listener.addr)}`);
+      await serveLines(new TlsLineListener(listener), flags);
+      return;
+    }
+
+    // STARTTLS: the public port is plain TCP; TLS is on a private one.
+    const plain = listen({ host: flags.host, port: flags.port, lesson: 18 });
+    const inner = Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...tlsOptions });
+    const handedOver = new HandOvers();
+    const idleMs = flags["idle-timeout"] * 1000;
+    await Promise.all([
+      serveLines(new TlsLineListener(inner, handedOver), flags),
+      serveEach(plain, (conn) => startTls(conn, inner.addr, handedOver, idleMs), {
+        maxConnections: flags["max-connections"],
+      }),
+    ]);
+  });
+}

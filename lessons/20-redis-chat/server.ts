@@ -1,0 +1,82 @@
+/**
+ * Lesson 20 server: lesson 12's chat server, sharing its users with other
+ * servers through Redis.
+ *
+ * The chat is lesson 12's, imported: the same protocol, the same limits, the
+ * same shutdown (`serveChat`). Only the room is different: a `SharedRoom`
+ * (shared_room.ts) claims names in Redis, publishes `joined` / `left`, and
+ * sends messages for users on other servers through Redis pub/sub. Start two
+ * of these on two ports with the same `--redis`, and they are one chat.
+ */
+import { listen, parseFlags, runMain, ThrottledLog, UsageError } from "../../lib/mod.ts";
+import { CHAT_FLAGS, serveChat } from "../12-multi-user-chat/server.ts";
+import { SharedRoom } from "./shared_room.ts";
+
+/** Lesson 20's flags: lesson 12's and where Redis is. */
+export const SHARED_CHAT_FLAGS = {
+  ...CHAT_FLAGS,
+  redis: {
+    type: "string",
+    description: "the Redis server all chat servers share",
+    default: "redis://127.0.0.1:6379",
+    value: "URL",
+  },
+  expiry: {
+    type: "number",
+    description: "a name lives this long in Redis unless its server refreshes it (every third " +
+      "of it); a server that dies loses its users after at most 4/3 of it",
+    default: 15,
+    min: 1,
+    max: 20,
+    integer: false,
+    value: "SECONDS",
+  },
+} as const;
+
+if (import.meta.main) {
+  await runMain(async () => {
+    const flags = parseFlags(Deno.args, {
+      lesson: 20,
+      role: "server",
+      summary: "Lesson 12's chat server, sharing users and messages with other servers " +
+        "through Redis (see the README).",
+      flags: SHARED_CHAT_FLAGS,
+      epilog: "Example: deno task lesson20-server --port 65421 --redis redis://127.0.0.1:6379",
+    });
+    if (!/^rediss?:\/\/[^/]/.test(flags.redis)) {
+      throw new UsageError(
+        `--redis must be a URL such as redis://127.0.0.1:6379, got "${flags.redis}"`,
+      );
+    }
+    const listener = listen({ host: flags.host, port: flags.port, lesson: 20 });
+    const log = new ThrottledLog();
+    // Unique per process: a server restarted on the same port is a new server.
+    const random = crypto.getRandomValues(new Uint8Array(3));
+    const serverId = `${listener.addr.port}-${
+      [...random].map((b) => b.toString(16).padStart(2, "0")).join("")
+    }`;
+    const room = new SharedRoom({
+      url: flags.redis,
+      serverId,
+      expiryMs: flags.expiry * 1000,
+      log: (line) => log.event(line),
+      status: (line) => {
+        log.flush(); // what happened before comes first
+        console.log(line);
+      },
+    });
+    room.start();
+    // Ctrl-C or SIGTERM: stop accepting, say bye to everyone, let it go out.
+    // Once: in a terminal, Ctrl-C reaches every process of the group, and
+    // lesson20-cluster then also stops each of its programs by its id.
+    let stopping = false;
+    const onSignal = () => {
+      if (!stopping) listener.close();
+      stopping = true;
+    };
+    Deno.addSignalListener("SIGINT", onSignal);
+    if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+    await serveChat(listener, flags, log, room);
+    await room.close(); // the last `left`s reach the other servers
+  });
+}

@@ -1,0 +1,413 @@
+/**
+ * Lesson 20: lesson 12's chat room, shared by several servers through Redis.
+ *
+ * {@linkcode SharedRoom} is lesson 12's `ChatRoom` (imported, not copied)
+ * with four of its methods extended:
+ *
+ * - `claim`: a name is taken in Redis first (`SET chat:name:NAME ID NX PX`),
+ *   so two servers can never give out the same name;
+ * - `release`: the name is deleted (if it is still ours) and `left` is
+ *   published to every server;
+ * - `has` / `users`: the users here plus those on other servers (a copy of
+ *   Redis's view, kept up to date by events and a check every few seconds);
+ * - `deliver`: a message for a user on another server is published on that
+ *   server's channel (`chat:to:ID`).
+ *
+ * Every few seconds (a third of `--expiry`) the room refreshes the expiry of
+ * its names and compares its view with Redis: a server that died leaves
+ * names nobody refreshes, they expire, and every other server announces
+ * `left` for them. Without Redis the room works like lesson 12's, for the
+ * users of this server only, and rebuilds the shared view when Redis is back.
+ *
+ * @module
+ */
+import { createClient } from "redis";
+import { ChatRoom, type ChatSession, NAME_PATTERN } from "../12-multi-user-chat/room.ts";
+
+/** The key of a claimed name; its value is the id of the server that holds the user. */
+const NAME_PREFIX = "chat:name:";
+/** The channel every server listens to: who joined and who left. */
+const EVENTS = "chat:events";
+/** The channel of one server: messages for its users. */
+const inbox = (server: string) => `chat:to:${server}`;
+/** The longest message we accept from Redis (a chat line is at most 4 KiB). */
+const MAX_MESSAGE_CHARS = 16 * 1024;
+/** Who the notices to users are from: brackets, so no user can have this name. */
+export const NOTICE_FROM = "[server]";
+
+/**
+ * Keeps a name that is ours (a new expiry), takes it back if Redis forgot it
+ * (it restarted), and returns 0 if another server has it meanwhile. A script
+ * runs in Redis as one step: nothing can happen between the GET and the SET.
+ */
+const KEEP_NAME = `local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0`;
+/** Deletes a name only if it is still ours (after an outage it may not be). */
+const DROP_NAME = `if redis.call('GET', KEYS[1]) == ARGV[1] then
+return redis.call('DEL', KEYS[1]) end return 0`;
+
+/** Options for a {@linkcode SharedRoom}. */
+export interface SharedRoomOptions {
+  /** Where Redis is, e.g. `redis://127.0.0.1:6379`. */
+  url: string;
+  /** This server's id in Redis: unique, e.g. `65420-3fa2c1`. */
+  serverId: string;
+  /** How long a name lives in Redis unless its server refreshes it. */
+  expiryMs: number;
+  /** Who joined and left (lesson 12's room log). */
+  log: (line: string) => void;
+  /** How the room is with Redis: lost, back (printed at once, never throttled). */
+  status: (line: string) => void;
+  /** A Redis command not answered in this time counts as Redis being away (default 2 s). */
+  commandTimeoutMs?: number;
+}
+
+/** One event on the `chat:events` channel. */
+interface RoomEvent {
+  server: string;
+  event: "joined" | "left";
+  name: string;
+}
+
+/**
+ * Lesson 12's room, shared through Redis; see the module documentation.
+ *
+ * @example
+ * ```ts ignore
+ * const room = new SharedRoom({ url, serverId: "65420-3fa2c1", expiryMs: 15_000, log, status });
+ * room.start();
+ * await serveChat(listener, flags, log, room); // lesson 12's server, this room
+ * await room.close();
+ * ```
+ */
+export class SharedRoom extends ChatRoom {
+  /** This server's id in Redis. */
+  readonly id: string;
+  #options: SharedRoomOptions;
+  /** Commands (SET, EVAL, SCAN, PUBLISH); a subscribed connection can do nothing else. */
+  #redis: ReturnType<typeof createClient>;
+  #subscriber: ReturnType<typeof createClient>;
+  #subscribed = false;
+  /** True while the shared view is up to date (Redis answers). */
+  #online = false;
+  #syncing = false;
+  /** Set once we said Redis is away; cleared when it is back. */
+  #saidAway = false;
+  #lostBefore = false;
+  #closed = false;
+  /** Users on other servers: name to server id. */
+  #remote = new Map<string, string>();
+  /** When each name last changed through an event (see #reconcile). */
+  #changed = new Map<string, number>();
+  #clock = 0;
+  /** Commands sent without waiting (DEL, PUBLISH), so close() can wait for them. */
+  #pending = new Set<Promise<unknown>>();
+  #ticker: ReturnType<typeof setInterval> | undefined;
+
+  /** @param options where Redis is, this server's id, the expiry, the logs */
+  constructor(options: SharedRoomOptions) {
+    super(options.log);
+    this.id = options.serverId;
+    this.#options = options;
+    const timeout = options.commandTimeoutMs ?? 2_000;
+    this.#redis = createClient({
+      url: options.url,
+      // Fail at once while Redis is away instead of queueing commands for later.
+      disableOfflineQueue: true,
+      commandOptions: { timeout },
+      socket: {
+        connectTimeout: timeout,
+        // Try again after 0.1, 0.2, 0.4 ... at most 5 s, with jitter so that
+        // many servers do not all knock at the same moment.
+        reconnectStrategy: (retries: number) =>
+          Math.min(100 * 2 ** retries, 5_000) * (0.5 + Math.random() / 2),
+      },
+    });
+    this.#subscriber = this.#redis.duplicate();
+    for (const client of [this.#redis, this.#subscriber]) {
+      client.on("error", (error: unknown) => this.#away(error));
+      client.on("ready", () => this.#sync());
+    }
+  }
+
+  /** True while the servers share one view through Redis. */
+  get online(): boolean {
+    return this.#online;
+  }
+
+  /** Connects (in the background: the chat works meanwhile) and starts the periodic check. */
+  start(): void {
+    for (const client of [this.#redis, this.#subscriber]) {
+      client.connect().catch((error: unknown) => this.#away(error));
+    }
+    this.#ticker = setInterval(() => this.#tick(), this.#options.expiryMs / 3);
+  }
+
+  /** Waits for what is still being sent (bounded by the command timeout), then disconnects. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#ticker);
+    await Promise.allSettled(this.#pending);
+    for (const client of [this.#redis, this.#subscriber]) {
+      if (client.isReady) await client.close().catch(() => client.destroy());
+      else if (client.isOpen) client.destroy();
+    }
+  }
+
+  /** The users here and on every other server, sorted. */
+  override users(): string[] {
+    return [...new Set([...super.users(), ...this.#remote.keys()])].sort();
+  }
+
+  override has(name: string): boolean {
+    return super.has(name) || this.#remote.has(name);
+  }
+
+  override deliver(to: string, line: string): boolean {
+    if (super.deliver(to, line)) return true; // on this server
+    const server = this.#remote.get(to);
+    if (server === undefined) return false;
+    // At most once: if that server is not subscribed right now, nobody gets it.
+    this.#background(this.#redis.publish(inbox(server), JSON.stringify({ to, line })));
+    return true;
+  }
+
+  override async claim(session: ChatSession, name: string): Promise<boolean> {
+    if (session.name === name) return true;
+    if (this.has(name)) return false;
+    if (this.#online) {
+      try {
+        const reply = await this.#redis.set(NAME_PREFIX + name, this.id, {
+          NX: true,
+          PX: this.#options.expiryMs,
+        });
+        if (reply === null) return false; // another server has it
+      } catch (error) {
+        this.#away(error); // then the name is only checked here, like lesson 12
+      }
+    }
+    // While we waited, the user may have gone, or someone here took the name.
+    if (session.ended || super.has(name)) {
+      this.#dropName(name);
+      return false;
+    }
+    super.claim(session, name); // lesson 12's: announces joined here, frees an old name
+    // `ok name` only once the other servers have been told (one more round trip).
+    await this.#publish("joined", name);
+    return true;
+  }
+
+  override release(session: ChatSession): void {
+    const name = session.name;
+    super.release(session);
+    if (name === undefined || session.name !== undefined) return; // it held no name
+    this.#dropName(name);
+    this.#publish("left", name);
+  }
+
+  /** Tells every user on this server something about the chat itself. */
+  #notice(text: string): void {
+    this.broadcast(undefined, `from ${NOTICE_FROM} ${text}`);
+  }
+
+  /** Sends a command without making anyone wait for it; a failure means Redis is away. */
+  #background(command: Promise<unknown>): Promise<void> {
+    const sent = command.then(() => {}, (error) => this.#away(error));
+    this.#pending.add(sent);
+    sent.finally(() => this.#pending.delete(sent));
+    return sent;
+  }
+
+  #publish(event: RoomEvent["event"], name: string): Promise<void> {
+    if (!this.#online) return Promise.resolve();
+    return this.#background(
+      this.#redis.publish(EVENTS, JSON.stringify({ server: this.id, event, name })),
+    );
+  }
+
+  #dropName(name: string): void {
+    if (!this.#online) return; // it expires by itself
+    this.#background(
+      this.#redis.eval(DROP_NAME, { keys: [NAME_PREFIX + name], arguments: [this.id] }),
+    );
+  }
+
+  /** Redis is away (refused, closed, too slow): carry on here, say so once. */
+  #away(error: unknown): void {
+    if (this.#closed || this.#saidAway) return;
+    this.#saidAway = true;
+    const wasOnline = this.#online;
+    this.#online = false;
+    const why = describeRedisError(error);
+    if (!wasOnline && !this.#lostBefore) {
+      this.#options.status(
+        `redis: cannot reach ${this.#options.url} (${why}): chatting on this server only, ` +
+          "trying again in the background",
+      );
+      return;
+    }
+    this.#lostBefore = true;
+    this.#options.status(
+      `redis: lost ${this.#options.url} (${why}): chatting on this server only, ` +
+        "reconnecting in the background",
+    );
+    // Users elsewhere cannot be reached now: say so, the honest way.
+    for (const name of [...this.#remote.keys()]) this.#forgetRemote(name);
+    this.#notice("the other chat servers are out of reach: only users on this server for now");
+  }
+
+  /** Every third of the expiry: keep our names, compare the view; or try to get back. */
+  async #tick(): Promise<void> {
+    if (!this.#online) return this.#sync();
+    if (this.#syncing) return;
+    this.#syncing = true;
+    try {
+      await this.#keepNames();
+      await this.#reconcile();
+    } catch (error) {
+      this.#away(error);
+    } finally {
+      this.#syncing = false;
+    }
+  }
+
+  /** Redis is there (again): subscribe, claim our names back, rebuild the view. */
+  async #sync(): Promise<void> {
+    if (this.#online || this.#syncing || this.#closed) return;
+    if (!this.#redis.isReady || !this.#subscriber.isReady) return; // the other one's turn
+    this.#syncing = true;
+    try {
+      if (!this.#subscribed) {
+        // node-redis subscribes again by itself after a reconnect.
+        await this.#subscriber.subscribe(EVENTS, (message) => this.#onEvent(message));
+        await this.#subscriber.subscribe(inbox(this.id), (message) => this.#onMessage(message));
+        this.#subscribed = true;
+      }
+      await this.#keepNames();
+      await this.#reconcile();
+      this.#online = true;
+      this.#saidAway = false;
+      for (const name of super.users()) this.#publish("joined", name); // for the others' view
+      const others = this.#remote.size;
+      this.#options.status(
+        `redis: ${this.#lostBefore ? "back at" : "connected to"} ${this.#options.url} ` +
+          `as server ${this.id}: ${others} user${others === 1 ? "" : "s"} on other servers`,
+      );
+      if (this.#lostBefore) this.#notice("the other chat servers are back: /users lists everyone");
+    } catch (error) {
+      this.#away(error);
+    } finally {
+      this.#syncing = false;
+    }
+  }
+
+  /**
+   * Refreshes the expiry of every name on this server, and takes back those
+   * Redis forgot. A name another server took while we could not reach Redis
+   * is theirs: our user with that name is told so and disconnected.
+   */
+  async #keepNames(): Promise<void> {
+    const names = super.users();
+    const kept = await Promise.all(names.map((name) =>
+      this.#redis.eval(KEEP_NAME, {
+        keys: [NAME_PREFIX + name],
+        arguments: [this.id, String(this.#options.expiryMs)],
+      })
+    ));
+    names.forEach((name, i) => {
+      if (kept[i] !== 0) return;
+      this.get(name)?.end(
+        "name taken on another server during a Redis outage",
+        `error name-taken ${name} was taken on another server while this one could not reach it`,
+      );
+    });
+  }
+
+  /**
+   * Compares our view of the other servers' users with Redis and announces
+   * the differences: names that expired (their server died) are `left`,
+   * names we missed are `joined`. An event that arrived while we were reading
+   * Redis is newer than what we read, so it wins (that is what #changed is for).
+   */
+  async #reconcile(): Promise<void> {
+    const started = ++this.#clock;
+    const holders = new Map<string, string>();
+    let cursor = "0";
+    do {
+      const page = await this.#redis.scan(cursor, { MATCH: `${NAME_PREFIX}*`, COUNT: 1000 });
+      cursor = String(page.cursor);
+      if (page.keys.length === 0) continue;
+      const servers = await this.#redis.mGet(page.keys);
+      page.keys.forEach((key, i) => {
+        const server = servers[i];
+        if (server !== null) holders.set(key.slice(NAME_PREFIX.length), String(server));
+      });
+    } while (cursor !== "0");
+
+    const unchanged = (name: string) => (this.#changed.get(name) ?? 0) < started;
+    for (const [name, server] of holders) {
+      if (server !== this.id && unchanged(name)) this.#rememberRemote(name, server);
+    }
+    for (const [name, server] of [...this.#remote]) {
+      if (holders.get(name) !== server && unchanged(name)) this.#forgetRemote(name);
+    }
+    for (const [name, at] of this.#changed) if (at < started) this.#changed.delete(name);
+  }
+
+  #rememberRemote(name: string, server: string): void {
+    if (super.has(name)) return; // ours here; #keepNames settles a conflict
+    const known = this.#remote.has(name);
+    this.#remote.set(name, server);
+    if (!known) this.broadcast(undefined, `joined ${name}`);
+  }
+
+  #forgetRemote(name: string): void {
+    if (this.#remote.delete(name)) this.broadcast(undefined, `left ${name}`);
+  }
+
+  /** `joined` / `left` from another server. */
+  #onEvent(message: string): void {
+    if (!this.#online && !this.#syncing) return; // the view is rebuilt when Redis is back
+    const event = parseJson(message) as Partial<RoomEvent> | undefined;
+    if (
+      typeof event?.server !== "string" || event.server === this.id ||
+      typeof event.name !== "string" || !NAME_PATTERN.test(event.name)
+    ) return;
+    this.#changed.set(event.name, ++this.#clock);
+    if (event.event === "joined") this.#rememberRemote(event.name, event.server);
+    else if (event.event === "left" && this.#remote.get(event.name) === event.server) {
+      this.#forgetRemote(event.name);
+    }
+  }
+
+  /** A message for one of our users, from another server. */
+  #onMessage(message: string): void {
+    const { to, line } = (parseJson(message) ?? {}) as { to?: unknown; line?: unknown };
+    if (typeof to !== "string" || typeof line !== "string" || line.includes("\n")) return;
+    // Gone meanwhile? Then the message is lost: at most once.
+    this.get(to)?.send(line);
+  }
+}
+
+/** A JSON value, or undefined for text too long or not JSON (a broken or hostile peer). */
+function parseJson(text: string): unknown {
+  if (text.length > MAX_MESSAGE_CHARS) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** node-redis's errors in words (Node's error codes, its own messages). */
+export function describeRedisError(error: unknown): string {
+  const code = (error as { code?: string })?.code;
+  if (code === "ECONNREFUSED") return "connection refused";
+  if (code === "ECONNRESET") return "connection reset";
+  const message = error instanceof Error ? error.message : String(error);
+  if (/socket closed unexpectedly/i.test(message)) return "the connection closed";
+  if (/timeout/i.test(message)) return "no answer in time";
+  return message;
+}

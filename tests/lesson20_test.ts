@@ -1,0 +1,389 @@
+/**
+ * Lesson 20: several chat servers, one chat, through a real Redis.
+ *
+ * Each test starts its own `redis-server` on a free loopback port (nothing
+ * saved to disk) and stops it by its process id. Where redis-server is not
+ * installed the tests are skipped with a note, except in CI (CI=true),
+ * where they must run.
+ */
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { createClient } from "redis";
+import { readWithTimeout, writeAll } from "../lib/io.ts";
+import { LineDecoder } from "../lib/lines.ts";
+import { ChildProgram, type LocalRedis, startRedis } from "../lessons/20-redis-chat/cluster.ts";
+import { closedPort, closeRaw, encode, LessonServer, rawConnect, runTask } from "./_helpers.ts";
+
+const INSTALL_HINT = "apt-get install redis-server (Debian/Ubuntu)";
+const haveRedis = await (async () => {
+  try {
+    const { success } = await new Deno.Command("redis-server", {
+      args: ["--version"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false;
+  }
+})();
+const ignore = !haveRedis && Deno.env.get("CI") !== "true";
+if (ignore) {
+  console.log(`lesson 20 tests skipped: redis-server is not installed (${INSTALL_HINT})`);
+}
+
+/** A scripted chat user on a raw socket (lesson 12's protocol, line by line). */
+class User {
+  #decoder = new LineDecoder(1 << 16);
+  #lines: string[] = [];
+  #buffer = new Uint8Array(16 * 1024);
+  private constructor(readonly conn: Deno.TcpConn) {}
+
+  static async connect(port: number, name?: string): Promise<User> {
+    const user = new User(await rawConnect(port));
+    if (name !== undefined) assertEquals(await user.ask(`/name ${name}`), `ok name ${name}`);
+    return user;
+  }
+
+  send(line: string): Promise<void> {
+    return writeAll(this.conn, encode(line + "\n"));
+  }
+
+  async next(timeoutMs = 10_000): Promise<string | null> {
+    while (this.#lines.length === 0) {
+      const n = await readWithTimeout(this.conn, this.#buffer, timeoutMs, "the server");
+      if (n === null) return null;
+      this.#lines.push(...this.#decoder.push(this.#buffer.subarray(0, n)));
+    }
+    return this.#lines.shift()!;
+  }
+
+  async ask(line: string): Promise<string | null> {
+    await this.send(line);
+    return await this.next();
+  }
+
+  /** Lines until one equal to `line` (within `timeoutMs`); returns those skipped. */
+  async until(line: string, timeoutMs = 10_000): Promise<string[]> {
+    const skipped: string[] = [];
+    const deadline = Date.now() + timeoutMs;
+    while (true) {
+      const got = await this.next(Math.max(1, deadline - Date.now()));
+      if (got === null) throw new Error(`EOF before "${line}"; got ${JSON.stringify(skipped)}`);
+      if (got === line) return skipped;
+      skipped.push(got);
+    }
+  }
+
+  /** Lines until every one of `wanted` came (in any order, within `timeoutMs`); all lines read. */
+  async collect(wanted: string[], timeoutMs = 10_000): Promise<string[]> {
+    const seen: string[] = [];
+    const deadline = Date.now() + timeoutMs;
+    while (!wanted.every((line) => seen.includes(line))) {
+      const got = await this.next(Math.max(1, deadline - Date.now()));
+      if (got === null) throw new Error(`EOF; got ${JSON.stringify(seen)}`);
+      seen.push(got);
+    }
+    return seen.sort();
+  }
+
+  close(): void {
+    closeRaw(this.conn);
+  }
+}
+
+/** Redis, servers and users of one test; everything stopped at the end, whatever happens. */
+class Cluster implements AsyncDisposable {
+  redis!: LocalRedis;
+  servers: LessonServer[] = [];
+  users: User[] = [];
+
+  static async start(servers: number, args: string[] = []): Promise<Cluster> {
+    const cluster = new Cluster();
+    cluster.redis = await startRedis();
+    try {
+      for (let i = 0; i < servers; i++) await cluster.addServer(args);
+    } catch (error) {
+      await cluster[Symbol.asyncDispose]();
+      throw error;
+    }
+    return cluster;
+  }
+
+  async addServer(args: string[] = []): Promise<LessonServer> {
+    const server = await LessonServer.start("lesson20-server", [
+      "--redis",
+      this.redis.url,
+      ...args,
+    ]);
+    this.servers.push(server);
+    assert(await server.waitForLine(/^redis: connected to /), server.lines.join("\n"));
+    return server;
+  }
+
+  async user(server: LessonServer, name?: string): Promise<User> {
+    const user = await User.connect(server.port, name);
+    this.users.push(user);
+    return user;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.users.forEach((user) => user.close());
+    await Promise.all(this.servers.map((server) => server.stop("SIGKILL")));
+    await this.redis?.process.stop("SIGKILL");
+  }
+}
+
+Deno.test({
+  name: "lesson 20: two servers are one chat: messages both ways, /users, names unique",
+  ignore,
+  async fn() {
+    await using cluster = await Cluster.start(2);
+    const [a, b] = cluster.servers;
+    const alice = await cluster.user(a, "alice");
+    const bob = await cluster.user(b, "bob");
+    assertEquals(await alice.next(), "joined bob");
+    // /users on either server lists both.
+    assertEquals(await alice.ask("/users"), "users alice bob");
+    assertEquals(await bob.ask("/users"), "users alice bob");
+
+    assertEquals(await alice.ask("/to bob hi from A 🌮"), "ok sent bob");
+    assertEquals(await bob.next(), "from alice hi from A 🌮");
+    assertEquals(await bob.ask("/chat alice"), "ok chat alice");
+    assertEquals(await bob.ask("and hi from B"), "ok sent alice");
+    assertEquals(await alice.next(), "from bob and hi from B");
+    assertEquals(await alice.ask("/to nobody hi"), "error no-such-user nobody is not here");
+
+    // A name taken on one server is refused on the other.
+    const other = await cluster.user(b);
+    assertEquals(await other.ask("/name alice"), "error name-taken alice is taken");
+    // Two servers asked for the same new name at the same moment: exactly one gets it.
+    const [onA, onB] = [await cluster.user(a), await cluster.user(b)];
+    const answers = await Promise.all([onA.ask("/name zed"), onB.ask("/name zed")]);
+    assertEquals(answers.sort(), ["error name-taken zed is taken", "ok name zed"]);
+
+    // Several lines in one write still get their answers in order (the claim waits for Redis).
+    await other.conn.write(encode("/name carol\n/users\n/to alice hello\n"));
+    assertEquals(await other.next(), "ok name carol");
+    assertEquals(await other.next(), "users alice bob carol zed");
+    assertEquals(await other.next(), "ok sent alice");
+    assertEquals(await alice.until("from carol hello"), ["joined zed", "joined carol"]);
+
+    // Leaving frees the name everywhere.
+    await bob.send("/bye");
+    assertEquals(await bob.until("bye"), ["joined zed", "joined carol"]);
+    assertEquals(await alice.until("left bob"), []);
+    const bob2 = await cluster.user(a, "bob");
+    assertEquals(await other.until("joined bob"), ["left bob"]);
+    assertEquals(await other.ask("/to bob again"), "ok sent bob");
+    assertEquals(await bob2.next(), "from carol again");
+  },
+});
+
+Deno.test({
+  name: "lesson 20: a server killed with SIGKILL: its users are 'left' within the expiry",
+  ignore,
+  async fn() {
+    // --expiry 1.5: names refreshed every 0.5 s; a dead server's expire within 2 s.
+    await using cluster = await Cluster.start(2, ["--expiry", "1.5"]);
+    const [a, b] = cluster.servers;
+    const alice = await cluster.user(a, "alice");
+    await cluster.user(b, "bob");
+    await cluster.user(b, "carol");
+    assertEquals(await alice.next(), "joined bob");
+    assertEquals(await alice.next(), "joined carol");
+    const started = Date.now();
+    await b.stop("SIGKILL"); // no goodbye: nothing is deleted or published
+    const lines = [await alice.next(5_000), await alice.next(5_000)].sort();
+    const elapsed = Date.now() - started;
+    assertEquals(lines, ["left bob", "left carol"]);
+    assert(elapsed < 1.5 * 4 / 3 * 1000 + 500, `took ${elapsed} ms`);
+    assertEquals(await alice.ask("/users"), "users alice");
+    // The names are free again, on any server.
+    const c = await cluster.addServer(["--expiry", "1.5"]);
+    await cluster.user(c, "bob");
+    assertEquals(await alice.next(), "joined bob");
+    await cluster.user(a, "carol");
+  },
+});
+
+Deno.test({
+  name: "lesson 20: Redis stopped: local chat goes on; restarted: the shared view comes back",
+  ignore,
+  async fn() {
+    await using cluster = await Cluster.start(2, ["--expiry", "1.5"]);
+    const [a, b] = cluster.servers;
+    const alice = await cluster.user(a, "alice");
+    const carol = await cluster.user(a, "carol");
+    const bob = await cluster.user(b, "bob");
+    assertEquals(await alice.until("joined bob"), ["joined carol"]);
+    assertEquals(await carol.next(), "joined bob");
+
+    await cluster.redis.process.stop("SIGKILL");
+    const away = "from [server] the other chat servers are out of reach: " +
+      "only users on this server for now";
+    assertEquals(await alice.until(away), ["left bob"]);
+    assertEquals(await bob.until(away), ["left alice", "left carol"]);
+    assertEquals(await alice.ask("/users"), "users alice carol");
+    assertEquals(await alice.ask("/to carol still here?"), "ok sent carol");
+    assertEquals(await carol.until("from alice still here?"), ["left bob", away]);
+    assertEquals(await alice.ask("/to bob hello?"), "error no-such-user bob is not here");
+    // A newcomer is served too (the name is checked on this server only).
+    await cluster.user(b, "dave");
+    assertEquals(await bob.next(), "joined dave");
+    for (const server of [a, b]) {
+      assert(await server.waitForLine(/^redis: lost redis:\/\/127\.0\.0\.1:\d+ \(/));
+    }
+
+    // Redis is back on the same port, empty: the servers claim their names again.
+    cluster.redis = await startRedis(cluster.redis.port);
+    const back = "from [server] the other chat servers are back: /users lists everyone";
+    // Each server rebuilds its view when it reconnects, and hears of the others' users as
+    // they claim their names again: the joined lines may come before or after the notice.
+    assertEquals(await alice.collect([back, "joined bob", "joined dave"], 15_000), [
+      back,
+      "joined bob",
+      "joined dave",
+    ]);
+    assertEquals(await bob.collect([back, "joined alice", "joined carol"], 15_000), [
+      back,
+      "joined alice",
+      "joined carol",
+    ]);
+    assertEquals(await alice.ask("/users"), "users alice bob carol dave");
+    assertEquals(await bob.ask("/users"), "users alice bob carol dave");
+    assertEquals(await alice.ask("/to bob you are back"), "ok sent bob");
+    assertEquals(await bob.next(), "from alice you are back");
+    for (const server of [a, b]) {
+      assert(await server.waitForLine(/^redis: back at redis:\/\/127\.0\.0\.1:\d+ as server /));
+      // Said once each way, however many reconnection attempts there were.
+      assertEquals(server.lines.filter((line) => line.startsWith("redis: lost")).length, 1);
+    }
+  },
+});
+
+Deno.test({
+  name: "lesson 20: lesson 12's terminal client, unchanged, against two lesson 20 servers",
+  ignore,
+  async fn() {
+    await using cluster = await Cluster.start(2);
+    const [a, b] = cluster.servers;
+    const bob = await cluster.user(b, "bob");
+    const result = await runTask("lesson12-client", ["--port", String(a.port), "--name", "dave"], {
+      stdin: "/users\n/to bob hello from the lesson 12 client\n",
+    });
+    assertEquals(result.stderr, "");
+    assertEquals(
+      result.stdout,
+      "* you are dave: /help lists the commands\n* here: bob, dave\n* bye\n",
+    );
+    assertEquals(result.code, 0);
+    assertEquals(await bob.next(), "joined dave");
+    assertEquals(await bob.next(), "from dave hello from the lesson 12 client");
+    assertEquals(await bob.next(), "left dave");
+    // Lesson 20's own client is the same program.
+    const again = await runTask("lesson20-client", ["--port", String(b.port), "--name", "erin"], {
+      stdin: "/users\n",
+    });
+    assertEquals([again.code, again.stdout], [
+      0,
+      "* you are erin: /help lists the commands\n* here: bob, erin\n* bye\n",
+    ]);
+  },
+});
+
+Deno.test({
+  name: "lesson 20: junk on the Redis channels does not hurt the chat",
+  ignore,
+  async fn() {
+    await using cluster = await Cluster.start(2);
+    const [a, b] = cluster.servers;
+    const alice = await cluster.user(a, "alice");
+    const bob = await cluster.user(b, "bob");
+    assertEquals(await alice.next(), "joined bob");
+    const redis = createClient({ url: cluster.redis.url });
+    await redis.connect();
+    try {
+      const id = (await redis.get("chat:name:bob"))!;
+      assertMatch(id, /^\d+-[0-9a-f]{6}$/);
+      for (const junk of ["not json", "{}", "x".repeat(100_000), '{"to":"bob","line":"a\\nb"}']) {
+        await redis.publish("chat:events", junk);
+        await redis.publish(`chat:to:${id}`, junk);
+      }
+      await redis.publish("chat:events", '{"server":"x","event":"joined","name":"bad name"}');
+    } finally {
+      redis.destroy();
+    }
+    assertEquals(await alice.ask("/to bob still fine"), "ok sent bob");
+    assertEquals(await bob.next(), "from alice still fine");
+    assertEquals(await bob.ask("/users"), "users alice bob");
+  },
+});
+
+Deno.test({
+  name: "lesson 20: without Redis a server still serves its own users, and says so once",
+  ignore: false,
+  async fn() {
+    const port = closedPort();
+    await using server = await LessonServer.start("lesson20-server", [
+      "--redis",
+      `redis://127.0.0.1:${port}`,
+    ]);
+    assert(await server.waitForLine(/^redis: cannot reach /));
+    const alice = await User.connect(server.port, "alice");
+    const bob = await User.connect(server.port, "bob");
+    try {
+      assertEquals(await alice.next(), "joined bob");
+      assertEquals(await bob.ask("/to alice hi"), "ok sent alice");
+      assertEquals(await alice.next(), "from bob hi");
+    } finally {
+      alice.close();
+      bob.close();
+    }
+    const result = await server.stop("SIGINT");
+    assertEquals(result.code, 0);
+    assertEquals(
+      result.stdout.split("\n").filter((line) => line.startsWith("redis:")),
+      [
+        `redis: cannot reach redis://127.0.0.1:${port} (connection refused): chatting on this ` +
+        "server only, trying again in the background",
+      ],
+    );
+  },
+});
+
+Deno.test({
+  name: "lesson 20: lesson20-cluster starts Redis and two servers; SIGTERM stops every one",
+  ignore,
+  async fn() {
+    const { taskArgs } = await import("../tools/lesson_process.ts");
+    const cluster = new ChildProgram("deno", [...taskArgs("lesson20-cluster"), "--port", "0"]);
+    const users: User[] = [];
+    try {
+      assert(
+        await cluster.waitForLine(/^Ctrl-C stops them all$/, 30_000),
+        cluster.lines.join("\n"),
+      );
+      const pids = cluster.lines.flatMap((line) => [...line.matchAll(/\(pid (\d+)\)/g)])
+        .map((match) => Number(match[1]));
+      const ports = cluster.lines.flatMap((line) => line.match(/--port (\d+)$/)?.[1] ?? [])
+        .map(Number);
+      assertEquals([pids.length, ports.length], [3, 2]);
+      assertMatch(cluster.lines[0], /^redis: redis-server on 127\.0\.0\.1:\d+ \(pid \d+\)/);
+      users.push(await User.connect(ports[0], "alice"), await User.connect(ports[1], "bob"));
+      assertEquals(await users[0].next(), "joined bob");
+      assertEquals(await users[1].ask("/to alice hi"), "ok sent alice");
+      assertEquals(await users[0].next(), "from bob hi");
+
+      assertEquals(await cluster.stop("SIGTERM", 15_000), 0);
+      await users[0].until("bye"); // after "left bob", if server 2 stopped first
+      for (const pid of pids) {
+        const ps = await new Deno.Command("ps", { args: ["-p", String(pid)], stdout: "null" })
+          .output();
+        assertEquals(ps.code, 1, `process ${pid} is still running`);
+      }
+    } finally {
+      users.forEach((user) => user.close());
+      await cluster.stop("SIGKILL");
+    }
+  },
+});
