@@ -10,10 +10,12 @@
  *   everything the server prints until the next server block or the end of
  *   the README (a line `^C` means: press Ctrl-C, i.e. send SIGINT, once the
  *   clients are done; lines after it are what the server prints as it stops);
+ * - a server block with `--to HOST:PORT` (lesson 19's proxy) runs in front of
+ *   the server started before it: that one keeps running as its upstream,
+ *   `--to` gets its real port, and the clients after it talk to the proxy;
  * - a client block runs the client against that server (or, before any
  *   server, against a port where nothing listens); its lines are what it
  *   prints, stdout then stderr;
- * - a `lessonNN-certs` block (lesson 18) runs that task once, as written;
  * - `echo "TEXT" | deno task ...` pipes TEXT and a newline to the client.
  *
  * Ports and timings vary between runs, so both sides are normalised before
@@ -98,12 +100,9 @@ export function parseCheckedBlocks(markdown: string): CheckedBlock[] {
     }
     const words = splitWords(command);
     if (
-      words[0] !== "deno" || words[1] !== "task" ||
-      !/^lesson\d\d-(server|client|certs)$/.test(words[2])
+      words[0] !== "deno" || words[1] !== "task" || !/^lesson\d\d-(server|client)$/.test(words[2])
     ) {
-      throw new Error(
-        `README line ${start + 1}: expected "deno task lessonNN-server|client|certs"`,
-      );
+      throw new Error(`README line ${start + 1}: expected "deno task lessonNN-server|client"`);
     }
     const args: string[] = [];
     const rest = words.slice(3);
@@ -157,13 +156,14 @@ function compare(block: CheckedBlock, actual: string[], code: number): BlockRun 
 export async function runCheckedBlocks(markdown: string): Promise<BlockRun[]> {
   const blocks = parseCheckedBlocks(markdown);
   const runs: (BlockRun | undefined)[] = blocks.map(() => undefined);
-  let server: { server: LessonServer; index: number } | undefined;
+  type Running = { server: LessonServer; index: number };
+  let server: Running | undefined;
+  // The server a proxy block (`--to`) relays to; it stops with the proxy.
+  let upstream: Running | undefined;
   let fallbackPort: number | undefined;
 
-  const finishServer = async () => {
-    if (!server) return;
-    const { server: running, index } = server;
-    server = undefined;
+  const finish = async (entry: Running) => {
+    const { server: running, index } = entry;
     const block = blocks[index];
     let result: RunResult;
     if (block.interrupt) {
@@ -178,29 +178,47 @@ export async function runCheckedBlocks(markdown: string): Promise<BlockRun[]> {
     }
     runs[index] = compare(block, outputLines({ ...result, stderr: "" }), result.code);
   };
+  const finishServer = async () => {
+    const entry = server;
+    server = undefined;
+    if (entry) await finish(entry);
+  };
+  const finishAll = async () => {
+    await finishServer();
+    const entry = upstream;
+    upstream = undefined;
+    if (entry) await finish(entry);
+  };
 
   try {
     for (const [index, block] of blocks.entries()) {
       if (block.task.endsWith("-server")) {
-        await finishServer();
-        const started = await LessonServer.start(block.task, block.args);
+        const to = block.args.indexOf("--to");
+        const args = [...block.args];
+        if (to !== -1 && (server || upstream)) {
+          // A proxy: the server before it (or the previous proxy's upstream) stays up.
+          if (upstream) await finishServer();
+          else [upstream, server] = [server, undefined];
+          args[to + 1] = args[to + 1].replace(/:\d+$/, `:${upstream!.server.port}`);
+        } else {
+          await finishAll();
+        }
+        const started = await LessonServer.start(block.task, args);
         server = { server: started, index };
         continue;
       }
       const port = server?.server.port ?? (fallbackPort ??= closedPort());
       // A Unix socket client has no port: the README's --path (or default) is used.
-      // A setup task (lesson 18's lessonNN-certs) is run as written.
-      const where = usesUnixSocket(block.task) || !block.task.endsWith("-client")
-        ? []
-        : ["--port", String(port)];
+      const where = usesUnixSocket(block.task) ? [] : ["--port", String(port)];
       const result = await runTask(block.task, [...block.args, ...where], {
         stdin: block.stdin,
       });
       runs[index] = compare(block, outputLines(result), result.code);
     }
-    await finishServer();
+    await finishAll();
   } finally {
     if (server) await server.server.stop("SIGKILL");
+    if (upstream) await upstream.server.stop("SIGKILL");
   }
   return runs.map((run, i) => run ?? { block: blocks[i], actual: [], ok: false, code: -1 });
 }
