@@ -16,6 +16,7 @@
  * - a client block runs the client against that server (or, before any
  *   server, against a port where nothing listens); its lines are what it
  *   prints, stdout then stderr;
+ * - a `lessonNN-certs` block (lesson 18) runs that task once, as written;
  * - `echo "TEXT" | deno task ...` pipes TEXT and a newline to the client.
  *
  * Ports and timings vary between runs, so both sides are normalised before
@@ -100,9 +101,12 @@ export function parseCheckedBlocks(markdown: string): CheckedBlock[] {
     }
     const words = splitWords(command);
     if (
-      words[0] !== "deno" || words[1] !== "task" || !/^lesson\d\d-(server|client)$/.test(words[2])
+      words[0] !== "deno" || words[1] !== "task" ||
+      !/^lesson\d\d-(server|client|certs)$/.test(words[2])
     ) {
-      throw new Error(`README line ${start + 1}: expected "deno task lessonNN-server|client"`);
+      throw new Error(
+        `README line ${start + 1}: expected "deno task lessonNN-server|client|certs"`,
+      );
     }
     const args: string[] = [];
     const rest = words.slice(3);
@@ -209,7 +213,10 @@ export async function runCheckedBlocks(markdown: string): Promise<BlockRun[]> {
       }
       const port = server?.server.port ?? (fallbackPort ??= closedPort());
       // A Unix socket client has no port: the README's --path (or default) is used.
-      const where = usesUnixSocket(block.task) ? [] : ["--port", String(port)];
+      // A setup task (lesson 18's lessonNN-certs) is run as written.
+      const where = usesUnixSocket(block.task) || !block.task.endsWith("-client")
+        ? []
+        : ["--port", String(port)];
       const result = await runTask(block.task, [...block.args, ...where], {
         stdin: block.stdin,
       });
