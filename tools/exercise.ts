@@ -186,15 +186,45 @@ async function runChecks(
   }
 }
 
-/** Checks the learner's file of `exercise` (never changing it). */
+/**
+ * `deno check` of the file in the lesson's place: `deno run` does not check
+ * types, so a mistake such as a missing option would only show as odd
+ * behaviour. Returns the errors, or undefined if it type-checks.
+ */
+async function typeErrors(exercise: Exercise, copy: URL): Promise<string | undefined> {
+  const { code, stderr } = await new Deno.Command("deno", {
+    args: ["check", "--quiet", `lessons/${exercise.dir}/${exercise.file}`],
+    cwd: copy,
+    stdin: "null",
+    stdout: "null",
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+  }).output();
+  if (code === 0) return undefined;
+  return new TextDecoder().decode(stderr).replace(/\nerror: Type checking failed\.[^]*$/, "")
+    .replaceAll(copy.href, "").replaceAll(copy.pathname, "")
+    .replaceAll(`lessons/${exercise.dir}/${exercise.file}`, exercisePath(exercise));
+}
+
+/**
+ * Checks the learner's file of `exercise` (never changing it): types first
+ * (unless `typeCheck` is false: CI's `deno task check` covers exercises/),
+ * then the tests.
+ */
 export function checkExercise(
   exercise: Exercise,
-  report?: (name: string, ok: boolean) => void,
+  report: (name: string, ok: boolean) => void = () => {},
+  typeCheck = true,
 ): Promise<Outcome> {
   return withScratchCopy(
     exercise,
     () => new URL(exercisePath(exercise), ROOT),
-    (copy) => runChecks(exercise, copy, report),
+    async (copy) => {
+      const errors = typeCheck ? await typeErrors(exercise, copy) : undefined;
+      if (errors === undefined) return runChecks(exercise, copy, report);
+      const check = `deno check ${exercisePath(exercise)}`;
+      report(check, false);
+      return { passed: [], failure: { check, error: new Error(errors.trim()), programs: [] } };
+    },
   );
 }
 
@@ -264,7 +294,11 @@ function explain(exercise: Exercise, failure: Failure): void {
     console.log(bold(`${task} printed on stderr:`));
     console.log(indent(lines.slice(-12).join("\n")));
   }
-  console.log(`${bold(yellow("Hint:"))} ${hintFor(exercise, failure.check)}`);
+  const hint = failure.check.startsWith("deno check ")
+    ? "Your file does not type-check: fix these first (`deno run` would not say, the program " +
+      "would just misbehave). The names the lesson uses are imported at the top."
+    : hintFor(exercise, failure.check);
+  console.log(`${bold(yellow("Hint:"))} ${hint}`);
 }
 
 /** Checks one exercise, printing each check; true if it passed. */
@@ -305,6 +339,7 @@ async function watch(exercise: Exercise): Promise<never> {
   while (true) {
     if (changed) {
       changed = false;
+      console.log(bold(`\n── ${new Date().toLocaleTimeString()} ──`));
       await runOne(exercise);
       console.log(`\nwatching exercises/${exercise.dir}/: save to check again (Ctrl-C to stop)`);
     }
@@ -365,7 +400,7 @@ async function verify(exercises: Exercise[]): Promise<boolean> {
   const solved: Outcome[] = [];
   for (const exercise of exercises) {
     const started = performance.now();
-    const before = await checkExercise(exercise);
+    const before = await checkExercise(exercise, undefined, false);
     const after = await checkSolution(exercise);
     untouched.push(before);
     solved.push(after);
