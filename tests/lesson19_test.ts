@@ -238,17 +238,25 @@ Deno.test("lesson 19: --split 1 leaves framed lessons correct (05, 07) and break
 Deno.test("lesson 19: the proxy works in front of the earlier lessons' servers", async (t) => {
   const cases: [string, string[]][] = [
     ["02", ["--message", "through the proxy"]],
+    ["07", ["set", "color", "blue"]],
     ["03", ["--message", "straße 🌮"]],
     ["06", []],
     ["08", ["--clients", "5"]],
+    ["04", []],
+    ["09", []],
+    ["10", []],
+    ["11", []],
     ["12", ["--name", "zoe"]],
+    ["15", ["--message", "through"]],
   ];
   for (const [lesson, args] of cases) {
     await t.step(`lesson ${lesson}: the same output as without the proxy`, async () => {
+      // Two fresh servers, one for each run: some count or store across connections.
+      await using alone = await LessonServer.start(`lesson${lesson}-server`);
       await using upstream = await LessonServer.start(`lesson${lesson}-server`);
-      const stdin = lesson === "12" ? "/users\n" : undefined;
+      const stdin = { "11": "hello\n/bye\n", "12": "/users\n" }[lesson];
       const client = `lesson${lesson}-client`;
-      const direct = await runTask(client, ["--port", String(upstream.port), ...args], { stdin });
+      const direct = await runTask(client, ["--port", String(alone.port), ...args], { stdin });
       await using server = await proxy(upstream.port, ["--split", "3", "--quiet"]);
       const proxied = await runTask(client, ["--port", String(server.port), ...args], { stdin });
       assertEquals([direct.code, direct.stderr], [0, ""]);
