@@ -168,12 +168,26 @@ Deno.test({
     assertEquals(await other.next(), "ok sent alice");
     assertEquals(await alice.until("from carol hello"), ["joined zed", "joined carol"]);
 
+    // A server that stops properly tells the others at once (not after the 15 s expiry).
+    const c = await cluster.addServer();
+    await cluster.user(c, "dave");
+    assertEquals(await alice.until("joined dave"), []);
+    const stopping = Date.now();
+    assertEquals((await c.stop("SIGTERM")).code, 0);
+    assertEquals(await alice.until("left dave", 5_000), []);
+    assert(Date.now() - stopping < 5_000);
+
     // Leaving frees the name everywhere.
     await bob.send("/bye");
-    assertEquals(await bob.until("bye"), ["joined zed", "joined carol"]);
+    assertEquals(await bob.until("bye"), [
+      "joined zed",
+      "joined carol",
+      "joined dave",
+      "left dave",
+    ]);
     assertEquals(await alice.until("left bob"), []);
     const bob2 = await cluster.user(a, "bob");
-    assertEquals(await other.until("joined bob"), ["left bob"]);
+    assertEquals(await other.until("joined bob"), ["joined dave", "left dave", "left bob"]);
     assertEquals(await other.ask("/to bob again"), "ok sent bob");
     assertEquals(await bob2.next(), "from carol again");
   },
@@ -258,6 +272,61 @@ Deno.test({
       // Said once each way, however many reconnection attempts there were.
       assertEquals(server.lines.filter((line) => line.startsWith("redis: lost")).length, 1);
     }
+  },
+});
+
+Deno.test({
+  name: "lesson 20: a slow network to Redis: slower answers; too slow: the server goes on alone",
+  ignore,
+  async fn() {
+    await using cluster = await Cluster.start(1);
+    const [b] = cluster.servers;
+    const bob = await cluster.user(b, "bob");
+    // Lesson 19's proxy between a second server and Redis, holding every piece 300 ms.
+    const [slow, tooSlow] = [
+      await LessonServer.start("lesson19-server", [
+        "--to",
+        `127.0.0.1:${cluster.redis.port}`,
+        "--delay",
+        "300",
+        "--quiet",
+      ]),
+      await LessonServer.start("lesson19-server", [
+        "--to",
+        `127.0.0.1:${cluster.redis.port}`,
+        "--delay",
+        "3000",
+        "--quiet",
+      ]),
+    ];
+    cluster.servers.push(slow, tooSlow); // stopped at the end with the others
+    const a = await LessonServer.start("lesson20-server", [
+      "--redis",
+      `redis://127.0.0.1:${slow.port}`,
+    ]);
+    cluster.servers.push(a);
+    assert(await a.waitForLine(/^redis: connected to /, 15_000), a.lines.join("\n"));
+    const started = Date.now();
+    const alice = await cluster.user(a, "alice"); // SET, then PUBLISH: two slow round trips
+    assert(Date.now() - started >= 4 * 300, `took ${Date.now() - started} ms`);
+    assertEquals(await bob.next(), "joined alice");
+    assertEquals(await alice.ask("/to bob slowly"), "ok sent bob");
+    assertEquals(await bob.next(5_000), "from alice slowly");
+
+    // Past the 2 s deadline of every command, Redis counts as away: said once, chat goes on.
+    const c = await LessonServer.start("lesson20-server", [
+      "--redis",
+      `redis://127.0.0.1:${tooSlow.port}`,
+    ]);
+    cluster.servers.push(c);
+    assert(
+      await c.waitForLine(/^redis: cannot reach .*\(no answer in time\)/, 10_000),
+      c.lines.join("\n"),
+    );
+    const carol = await cluster.user(c, "carol");
+    const erin = await cluster.user(c, "erin");
+    assertEquals(await carol.next(), "joined erin");
+    assertEquals(await erin.ask("/users"), "users carol erin");
   },
 });
 

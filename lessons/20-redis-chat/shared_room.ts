@@ -105,6 +105,7 @@ export class SharedRoom extends ChatRoom {
   /** Commands sent without waiting (DEL, PUBLISH), so close() can wait for them. */
   #pending = new Set<Promise<unknown>>();
   #ticker: ReturnType<typeof setInterval> | undefined;
+  #startDeadline: ReturnType<typeof setTimeout> | undefined;
 
   /** @param options where Redis is, this server's id, the expiry, the logs */
   constructor(options: SharedRoomOptions) {
@@ -143,12 +144,18 @@ export class SharedRoom extends ChatRoom {
       client.connect().catch((error: unknown) => this.#away(error));
     }
     this.#ticker = setInterval(() => this.#tick(), this.#options.expiryMs / 3);
+    // The command deadline does not cover node-redis's own handshake: a Redis
+    // that accepts the connection but answers nothing needs a deadline of its own.
+    this.#startDeadline = setTimeout(() => {
+      if (!this.#online) this.#away(new Error("no answer in time"));
+    }, 2 * (this.#options.commandTimeoutMs ?? 2_000));
   }
 
   /** Waits for what is still being sent (bounded by the command timeout), then disconnects. */
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#ticker);
+    clearTimeout(this.#startDeadline);
     await Promise.allSettled(this.#pending);
     for (const client of [this.#redis, this.#subscriber]) {
       if (client.isReady) await client.close().catch(() => client.destroy());
