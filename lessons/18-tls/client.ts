@@ -63,6 +63,10 @@ await runMain(async () => {
 
   await talk(flags, async () => {
     const tcp = await connect({ host: flags.host, port: flags.port, lesson: 18, timeoutMs });
+    // Deno's TCP connections start with Nagle's algorithm on. The handshake's
+    // last small write, then our first line, would wait for a delayed ACK:
+    // about 40 ms per connection (bench.ts). Deno.connectTls cannot turn it off.
+    tcp.setNoDelay(true);
     let current: { close(): void } = tcp; // what the deadline closes
     const address = `${flags.host}:${flags.port}`;
     const handshake = `TLS handshake with ${

@@ -198,6 +198,9 @@ async function startTls(
     await say(GO_AHEAD);
     console.log(`STARTTLS from ${peer}: handing the connection to the TLS listener`);
     tls = await Deno.connect({ hostname: tlsAddr.hostname, port: tlsAddr.port });
+    // Small TLS records must not wait for delayed ACKs on the way (see client.ts).
+    conn.setNoDelay(true);
+    tls.setNoDelay(true);
     handedOver.set(tls.localAddr.port, conn.remoteAddr);
     await Promise.all([relay(conn, tls, idleMs), relay(tls, conn, idleMs)]);
   } catch (error) {
