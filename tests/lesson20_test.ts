@@ -452,7 +452,8 @@ Deno.test({
       }
     } finally {
       users.forEach((user) => user.close());
-      await cluster.stop("SIGKILL");
+      // SIGTERM, not SIGKILL: the cluster must stop its own programs (Redis, the servers).
+      await cluster.stop("SIGTERM", 15_000);
     }
   },
 });
