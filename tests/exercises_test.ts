@@ -40,8 +40,25 @@ Deno.test("exercises: each is its lesson's file with a TODO, listed, and named b
   }
 });
 
+/** Every file under exercises/, with its text. */
+function snapshot(): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const exercise of EXERCISES) {
+    for (const entry of Deno.readDirSync(new URL(`exercises/${exercise.dir}/`, ROOT))) {
+      const path = `exercises/${exercise.dir}/${entry.name}`;
+      files.set(path, read(path));
+    }
+  }
+  return files;
+}
+
 Deno.test("exercises: every one fails untouched and passes with its lesson's file copied in", async () => {
+  const before = snapshot();
   const result = await runTask("exercise", ["--verify"], { timeoutMs: 240_000 });
+  // The learner's files are never changed, and the scratch copies are gone.
+  assertEquals(snapshot(), before);
+  const scratch = new URL(".exercise-runs/", ROOT);
+  assertEquals([...Deno.readDirSync(scratch)].map((entry) => entry.name), []);
   const lines = result.stdout.split("\n");
   for (const exercise of EXERCISES) {
     const line = lines.find((l) => l.startsWith(`exercise ${exercise.lesson}: `)) ?? "(none)";
