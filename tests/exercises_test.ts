@@ -52,6 +52,61 @@ function snapshot(): Map<string, string> {
   return files;
 }
 
+/**
+ * The hunks where `exercise` differs from `lesson` (a line diff, by longest
+ * common subsequence): for each, the lesson's line number and both sides' lines.
+ */
+function hunks(lesson: string[], exercise: string[]) {
+  const n = lesson.length, m = exercise.length;
+  const common = Array.from({ length: n + 1 }, () => new Uint16Array(m + 1));
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) {
+      common[i][j] = lesson[i] === exercise[j]
+        ? common[i + 1][j + 1] + 1
+        : Math.max(common[i + 1][j], common[i][j + 1]);
+    }
+  }
+  const out: { line: number; removed: string[]; added: string[] }[] = [];
+  let i = 0, j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && lesson[i] === exercise[j]) {
+      i++, j++;
+      continue;
+    }
+    const hunk = { line: i + 1, removed: [] as string[], added: [] as string[] };
+    while ((i < n || j < m) && !(i < n && j < m && lesson[i] === exercise[j])) {
+      if (j >= m || (i < n && common[i + 1][j] >= common[i][j + 1])) hunk.removed.push(lesson[i++]);
+      else hunk.added.push(exercise[j++]);
+    }
+    out.push(hunk);
+  }
+  return out;
+}
+
+Deno.test("exercises: each differs from its lesson's file only in its header and TODO parts", () => {
+  for (const exercise of EXERCISES) {
+    const path = `exercises/${exercise.dir}/${exercise.file}`;
+    const lessonPath = `lessons/${exercise.dir}/${exercise.file}`;
+    // The header: a lint note, then EXERCISE lines at the top of the lesson's doc comment.
+    const text = read(path);
+    const header = text.match(
+      /^(\/\/ deno-lint-ignore-file .*\n)\/\*\*\n( \* EXERCISE [^]*? \*\n)/,
+    );
+    if (!header) throw new Error(`${path} does not start with its lint note and EXERCISE lines`);
+    const body = text.replace(header[1], "").replace(header[2], "");
+    const changes = hunks(read(lessonPath).split("\n"), body.split("\n"));
+    assert(changes.length > 0, `${path} has no TODO part`);
+    for (const change of changes) {
+      assert(
+        change.added.some((line) => line.includes("// TODO(exercise): ")),
+        `${path} is out of date: ${lessonPath} line ${change.line} changed outside the part ` +
+          `the exercise takes out; make the same change in the exercise:\n` +
+          change.removed.map((l) => `- ${l}`).concat(change.added.map((l) => `+ ${l}`)).join("\n"),
+      );
+    }
+  }
+});
+
 Deno.test("exercises: every one fails untouched and passes with its lesson's file copied in", async () => {
   const before = snapshot();
   const result = await runTask("exercise", ["--verify"], { timeoutMs: 240_000 });
