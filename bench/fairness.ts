@@ -13,7 +13,7 @@
  * (`deno:plain`, `deno:byob`, `deno:limit-64`, ...). With `--protocol chat`
  * the load is lesson 12's chat instead (each user sends itself `/to NAME x`
  * and waits for `ok sent NAME`), for `lesson12` and `lesson12-turns` (lesson
- * 12 with lesson 08's ReadTurns, bench/fairness/chat_turns.ts).
+ * 12 with ReadTurns from lib/turns.ts, bench/fairness/chat_turns.ts).
  *
  * Usage (from the repository root; `ulimit -n 8192` first):
  *

@@ -1,5 +1,5 @@
 /**
- * Lesson 12's chat server with lesson 08's ReadTurns in front of every
+ * Lesson 12's chat server with ReadTurns (lib/turns.ts) in front of every
  * connection's reads, for bench/fairness.ts (`lesson12-turns`): is lesson 12
  * fairer with them? Lesson 12 itself is unchanged; this wraps the reads of
  * the connections its listener accepts.
@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { READ_TURNS, ReadTurns } from "../../lessons/08-many-clients/server.ts";
+import { READ_TURNS, ReadTurns } from "../../lib/turns.ts";
 import { CHAT_FLAGS, serveChat } from "../../lessons/12-multi-user-chat/server.ts";
 import { listen, parseFlags } from "../../lib/mod.ts";
 

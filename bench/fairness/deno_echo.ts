@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { ReadTurns } from "../../lessons/08-many-clients/server.ts";
+import { ReadTurns } from "../../lib/turns.ts";
 
 type Echo = (conn: Deno.Conn) => Promise<void>;
 
@@ -60,7 +60,7 @@ function limitedReads(max: number): Echo {
   };
 }
 
-/** Lesson 08's ReadTurns: `limitedReads`, but a silent read's turn is taken back. */
+/** ReadTurns (lib/turns.ts, what lesson 08 uses): `limitedReads`, but a silent read's turn is taken back. */
 function turns(max: number, tickMs: number): Echo {
   const turns = new ReadTurns(max, tickMs);
   return async (conn) => {
@@ -110,7 +110,7 @@ const VARIANTS: Record<string, Echo> = {
 /**
  * `limit-N`: at most N reads pending at once (a diagnosis only: silent
  * clients would hold all the turns); `turns-N-MS`: the same, but a read gives
- * its turn back after 2 ticks of an MS timer (lesson 08's ReadTurns).
+ * its turn back after 2 ticks of an MS timer (ReadTurns, lib/turns.ts).
  */
 function parametric(name: string): Echo | undefined {
   const limit = name.match(/^limit-(\d+)$/);

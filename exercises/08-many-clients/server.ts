@@ -40,6 +40,7 @@ import {
   utf8Encode,
 } from "../../lib/mod.ts";
 import { IdleTracker } from "../../lib/connections.ts";
+import { READ_TURNS, ReadTurns } from "../../lib/turns.ts";
 import { ThrottledLog } from "../../lib/log.ts";
 
 /**
@@ -180,6 +181,7 @@ export function echoServer(
   };
   const limit = new ConnectionLimit(options.maxConnections);
   const buffers = new ReadBuffers(MAX_BIG_BUFFERS);
+  const turns = new ReadTurns(READ_TURNS); // fair with 1,000 busy clients too
   let stopping = false;
   const showCount = () => {
     if (!quiet && !stopping) log.status(`active connections: ${clients.size}`);
@@ -212,9 +214,10 @@ export function echoServer(
     let buffer: Uint8Array = small;
     try {
       while (true) {
-        // Pauses this client only: while it waits, the event loop runs the others.
+        // Pauses this client only: while it waits, the event loop runs the
+        // others. `turns.read` is `conn.read` once it is this client's turn.
         client.waiting = true;
-        const n = await conn.read(buffer);
+        const n = await turns.read(conn, buffer);
         client.waiting = false;
         if (n === null) break; // EOF: the client half-closed, and all it sent was echoed
         client.reads++;
@@ -290,6 +293,7 @@ export function echoServer(
     // Let each serve() see its connection closed and clean up.
     while (clients.size > 0) await new Promise((resolve) => setTimeout(resolve, 1));
     clients.stop();
+    turns.stop();
     log.flush();
     return stats;
   }

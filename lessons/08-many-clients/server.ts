@@ -35,6 +35,7 @@ import {
   utf8Encode,
 } from "../../lib/mod.ts";
 import { IdleTracker } from "../../lib/connections.ts";
+import { READ_TURNS, ReadTurns } from "../../lib/turns.ts";
 import { ThrottledLog } from "../../lib/log.ts";
 
 /**
@@ -96,98 +97,6 @@ export class ReadBuffers {
     if (this.#lent >= this.max) return undefined; // all lent out: stay small
     this.#lent++;
     return this.#free.pop() ?? new Uint8Array(BIG_BUFFER);
-  }
-}
-
-/**
- * At most this many reads wait in Deno at once (see {@linkcode ReadTurns}).
- * Each echo is a read and a write: 64 of them are the 128 socket operations
- * Tokio lets one task do before it must yield. (100 was fairer than none but
- * not enough on a busy machine; 64 was fair in every run: bench/fairness.ts.)
- */
-export const READ_TURNS = 64;
-/** How often a silent client's read gives its turn back: after 2 ticks of this. */
-const TURN_TICK_MS = 10;
-
-/**
- * Turns to read, first come, first served: at most `max` reads wait in Deno
- * at once; the others wait here, in a queue, for one to finish.
- *
- * Why: with more sockets ready at the same moment than Tokio's cooperative
- * budget (128 operations before the runtime must yield), Deno serves them
- * unfairly: with 1,000 busy clients some wait seconds while others are
- * served over and over (bench/fairness.ts measures it). Waiting here costs
- * little, because by the time a read gets its turn its data has usually
- * arrived; and the queue is fair. A read whose client is silent would hold
- * its turn forever, so one shared timer takes the turn back from a read
- * that has waited through 2 ticks (10-20 ms): it goes on waiting, uncounted.
- *
- * @example
- * ```ts ignore
- * const turns = new ReadTurns(100);
- * const n = await turns.read(conn, buffer); // instead of conn.read(buffer)
- * turns.stop(); // when the server stops: ends the timer
- * ```
- */
-export class ReadTurns {
-  #counted = 0;
-  #queue: (() => void)[] = [];
-  /** The reads that hold a turn, oldest first, with the tick they took it on. */
-  #held = new Map<object, number>();
-  #tick = 0;
-  #timer: ReturnType<typeof setInterval> | undefined;
-
-  /**
-   * @param max the most reads waiting in Deno at once
-   * @param tickMs how often silent reads are looked for
-   */
-  constructor(readonly max: number, readonly tickMs = TURN_TICK_MS) {}
-
-  /** Reads holding a turn now, and reads queued for one. */
-  get counts(): { holding: number; queued: number } {
-    return { holding: this.#counted, queued: this.#queue.length };
-  }
-
-  /** `conn.read(buffer)`, once it is this read's turn. */
-  async read(
-    conn: Pick<Deno.Conn, "read">,
-    buffer: Uint8Array,
-  ): Promise<number | null> {
-    if (this.#counted < this.max) this.#counted++;
-    else await new Promise<void>((resolve) => this.#queue.push(resolve));
-    const turn = {};
-    this.#held.set(turn, this.#tick);
-    // The timer runs only while some read holds a turn: an idle server sleeps.
-    this.#timer ??= setInterval(() => this.#sweep(), this.tickMs);
-    try {
-      return await conn.read(buffer);
-    } finally {
-      if (this.#held.delete(turn)) this.#pass();
-    }
-  }
-
-  /** A turn ends: the first in the queue takes it over, or it is free. */
-  #pass(): void {
-    const next = this.#queue.shift();
-    if (next) next();
-    else this.#counted--;
-  }
-
-  /** Takes the turns back from reads that have waited 2 ticks or more. */
-  #sweep(): void {
-    this.#tick++;
-    for (const [turn, since] of this.#held) {
-      if (this.#tick - since < 2) break; // the rest are younger
-      this.#held.delete(turn);
-      this.#pass();
-    }
-    if (this.#held.size === 0) this.stop();
-  }
-
-  /** Stops the timer (it starts again with the next read). */
-  stop(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
   }
 }
 

@@ -1,11 +1,11 @@
 /**
- * Lesson 08's ReadTurns (at most N reads waiting in Deno at once, the others
+ * ReadTurns from lib/turns.ts (at most N reads waiting in Deno at once, the others
  * queued, a silent read's turn taken back), alone with fake connections and
  * in the real server with more clients than turns. No timing is asserted:
  * only who was read, in what order, and that every echo came back.
  */
 import { assertEquals, assertRejects } from "@std/assert";
-import { READ_TURNS, ReadTurns } from "../lessons/08-many-clients/server.ts";
+import { READ_TURNS, ReadTurns } from "../lib/turns.ts";
 import { writeAll } from "../lib/io.ts";
 import { closeRaw, encode, LessonServer, rawConnect, readExactly, sleep } from "./_helpers.ts";
 
@@ -80,7 +80,7 @@ Deno.test("ReadTurns: a silent client's read gives its turn back and still gets 
   turns.stop(); // the timer stopped itself already (nothing held); stop is harmless
 });
 
-Deno.test("lesson 08: more busy clients than read turns are all echoed, with silent clients holding reads", async () => {
+Deno.test("lesson 08 reads in turns: more busy clients than read turns are all echoed, with silent clients holding reads", async () => {
   await using server = await LessonServer.start("lesson08-server", ["--quiet"]);
   const total = READ_TURNS + 50; // more than there are turns, twice
   const open = (n: number) => Promise.all(Array.from({ length: n }, () => rawConnect(server.port)));
