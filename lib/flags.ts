@@ -146,6 +146,31 @@ export function timeoutFlag(seconds: number): {
   };
 }
 
+/**
+ * Reads a `HOST:PORT` flag value (an IPv6 host in brackets); anything else is
+ * a {@linkcode UsageError} naming the flag. For a program that connects to
+ * another server: lesson 13's `--chat`, lesson 19's `--to`.
+ *
+ * @example
+ * ```ts
+ * import { parseHostPort } from "./flags.ts";
+ * parseHostPort("127.0.0.1:65420", "--chat"); // { hostname: "127.0.0.1", port: 65420 }
+ * parseHostPort("[::1]:65405", "--to"); // { hostname: "::1", port: 65405 }
+ * ```
+ */
+export function parseHostPort(
+  text: string,
+  flag: string,
+  example = "127.0.0.1:65405",
+): { hostname: string; port: number } {
+  const match = text.match(/^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/);
+  const port = Number(match?.[3]);
+  if (!match || port < 1 || port > 65535) {
+    throw new UsageError(`${flag} must be HOST:PORT, e.g. ${example}, got ${JSON.stringify(text)}`);
+  }
+  return { hostname: match[1] ?? match[2], port };
+}
+
 /** What {@linkcode parseFlags} returns: host, port, positionals and each lesson flag. */
 export type Flags<F extends Record<string, FlagSpec>> =
   & { host: string; port: number; positionals: string[] }

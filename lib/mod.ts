@@ -8,7 +8,7 @@
  *
  * - `flags.ts` (every lesson): `parseFlags` for `--host`, `--port`,
  *   `--help` and lesson flags; `idleTimeoutFlag`, `timeoutFlag`,
- *   `maxConnectionsFlag`
+ *   `maxConnectionsFlag`; `parseHostPort` for a `HOST:PORT` flag
  * - `errors.ts`: `runMain` (an expected failure is one line, not a stack
  *   trace), `LessonError`, `UsageError`, `TimeoutError`, `describeNetError`
  * - `net.ts`: `listen`, `connect`, `connectUnix` (with one-line errors), `formatAddr`,

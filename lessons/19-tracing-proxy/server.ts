@@ -29,6 +29,7 @@ import {
   listen,
   maxConnectionsFlag,
   parseFlags,
+  parseHostPort,
   plural,
   runMain,
   serveEach,
@@ -96,21 +97,6 @@ export interface ProxyOptions {
   maxDump: number;
   /** Close a connection that carries nothing, either way, for this long. */
   idleTimeoutMs: number;
-}
-
-/**
- * `"127.0.0.1:65405"` or `"[::1]:65405"` → hostname and port; anything else
- * is a usage error.
- */
-export function parseHostPort(text: string): { hostname: string; port: number } {
-  const match = text.match(/^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/);
-  const port = Number(match?.[3]);
-  if (!match || port < 1 || port > 65535) {
-    throw new UsageError(
-      `--to must be HOST:PORT, e.g. 127.0.0.1:65405, got ${JSON.stringify(text)}`,
-    );
-  }
-  return { hostname: match[1] ?? match[2], port };
 }
 
 /** `"bob=mallory"` → the bytes of `bob` and of `mallory`. */
@@ -459,7 +445,7 @@ if (import.meta.main) {
         '  deno task lesson19-server --to 127.0.0.1:65412 --rewrite "bob=mallory"',
     });
     const options: ProxyOptions = {
-      upstream: parseHostPort(flags.to),
+      upstream: parseHostPort(flags.to, "--to"),
       quiet: flags.quiet,
       split: flags.split,
       delayMs: flags.delay,
