@@ -10,26 +10,19 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import { createClient } from "redis";
 import { readWithTimeout, writeAll } from "../lib/io.ts";
 import { LineDecoder } from "../lib/lines.ts";
-import { ChildProgram, type LocalRedis, startRedis } from "../lessons/20-redis-chat/cluster.ts";
-import { closedPort, closeRaw, encode, LessonServer, rawConnect, runTask } from "./_helpers.ts";
+import { ChildProgram, startRedis } from "../lessons/20-redis-chat/cluster.ts";
+import {
+  closedPort,
+  closeRaw,
+  encode,
+  LessonServer,
+  rawConnect,
+  RedisChatServers,
+  runTask,
+  skipWithoutRedis,
+} from "./_helpers.ts";
 
-const INSTALL_HINT = "apt-get install redis-server (Debian/Ubuntu)";
-const haveRedis = await (async () => {
-  try {
-    const { success } = await new Deno.Command("redis-server", {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return success;
-  } catch {
-    return false;
-  }
-})();
-const ignore = !haveRedis && Deno.env.get("CI") !== "true";
-if (ignore) {
-  console.log(`lesson 20 tests skipped: redis-server is not installed (${INSTALL_HINT})`);
-}
+const ignore = await skipWithoutRedis("lesson 20 tests");
 
 /** A scripted chat user on a raw socket (lesson 12's protocol, line by line). */
 class User {
@@ -92,33 +85,8 @@ class User {
 }
 
 /** Redis, servers and users of one test; everything stopped at the end, whatever happens. */
-class Cluster implements AsyncDisposable {
-  redis!: LocalRedis;
-  servers: LessonServer[] = [];
+class Cluster extends RedisChatServers {
   users: User[] = [];
-
-  static async start(servers: number, args: string[] = []): Promise<Cluster> {
-    const cluster = new Cluster();
-    cluster.redis = await startRedis();
-    try {
-      for (let i = 0; i < servers; i++) await cluster.addServer(args);
-    } catch (error) {
-      await cluster[Symbol.asyncDispose]();
-      throw error;
-    }
-    return cluster;
-  }
-
-  async addServer(args: string[] = []): Promise<LessonServer> {
-    const server = await LessonServer.start("lesson20-server", [
-      "--redis",
-      this.redis.url,
-      ...args,
-    ]);
-    this.servers.push(server);
-    assert(await server.waitForLine(/^redis: connected to /), server.lines.join("\n"));
-    return server;
-  }
 
   async user(server: LessonServer, name?: string): Promise<User> {
     const user = await User.connect(server.port, name);
@@ -126,10 +94,9 @@ class Cluster implements AsyncDisposable {
     return user;
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
+  override async [Symbol.asyncDispose](): Promise<void> {
     this.users.forEach((user) => user.close());
-    await Promise.all(this.servers.map((server) => server.stop("SIGKILL")));
-    await this.redis?.process.stop("SIGKILL");
+    await super[Symbol.asyncDispose]();
   }
 }
 
