@@ -6,7 +6,19 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { readWithTimeout, writeAll } from "../lib/io.ts";
 import { LineDecoder } from "../lib/lines.ts";
-import { closeRaw, decode, encode, LessonServer, rawConnect, runTask } from "./_helpers.ts";
+import { ChildProgram } from "../lessons/20-redis-chat/cluster.ts";
+import { taskArgs } from "../tools/lesson_process.ts";
+import {
+  closedPort,
+  closeRaw,
+  decode,
+  encode,
+  LessonServer,
+  rawConnect,
+  RedisChatServers,
+  runTask,
+  skipWithoutRedis,
+} from "./_helpers.ts";
 
 /** Starts lesson13-server on free ports; returns it and its page's port. */
 async function start(args: string[] = []): Promise<{ server: LessonServer; http: number }> {
@@ -17,6 +29,30 @@ async function start(args: string[] = []): Promise<{ server: LessonServer; http:
   );
   const page = server.lines.find((line) => line.startsWith("page at "))!;
   return { server, http: Number(page.match(/:(\d+)\/$/)![1]) };
+}
+
+/**
+ * Starts `lesson13-server --chat CHAT` on a free page port: the page and the
+ * gateway, no chat server of its own (so no `listening on` line to wait for).
+ */
+async function startGateway(
+  chat: string,
+  args: string[] = [],
+): Promise<{ gateway: ChildProgram; http: number }> {
+  const gateway = new ChildProgram("deno", [
+    ...taskArgs("lesson13-server"),
+    "--http-port",
+    "0",
+    "--chat",
+    chat,
+    ...args,
+  ]);
+  const page = await gateway.waitForLine(/^page at http:\/\/127\.0\.0\.1:\d+\/$/, 20_000);
+  if (page === undefined) {
+    await gateway.stop("SIGKILL");
+    throw new Error(`lesson13-server --chat did not start:\n${gateway.lines.join("\n")}`);
+  }
+  return { gateway, http: Number(page.match(/:(\d+)\/$/)![1]) };
 }
 
 /** A WebSocket client that reads the server's messages one at a time. */
@@ -424,5 +460,122 @@ Deno.test("lesson 13: --http-port in use is the usual one-line error", async () 
     );
   } finally {
     await server.stop();
+  }
+});
+
+const skipRedis = await skipWithoutRedis("lesson 13's tests against lesson 20");
+
+Deno.test({
+  name: "lesson 13: --chat: the page's gateway in front of two lesson 20 servers, one chat",
+  ignore: skipRedis,
+  async fn() {
+    await using cluster = await RedisChatServers.start(2);
+    const [a, b] = cluster.servers;
+    const { gateway, http } = await startGateway(`127.0.0.1:${a.port}`);
+    let tcp: User | undefined;
+    let web: Socket | undefined;
+    try {
+      // No chat server of its own: it says where it relays to, and where the page is.
+      assertEquals(gateway.lines, [
+        `relaying to the chat server at 127.0.0.1:${a.port}`,
+        `page at http://127.0.0.1:${http}/`,
+      ]);
+      // A browser user through the gateway (on server A), a terminal user on server B.
+      tcp = await User.join(b.port, "tcp");
+      web = await Socket.join(http, "web");
+      assertEquals(await tcp.next(), "joined web");
+      assertEquals(await web.ask("/users"), "users tcp web");
+      assertEquals(await tcp.ask("/users"), "users tcp web");
+      assertEquals(await web.ask("/to tcp hi from the browser, via A"), "ok sent tcp");
+      assertEquals(await tcp.next(), "from web hi from the browser, via A");
+      assertEquals(await tcp.ask("/to web hi back from B 🌮"), "ok sent web");
+      assertEquals(await web.next(), "from tcp hi back from B 🌮");
+      // The gateway's own rule holds in front of any chat server.
+      assertEquals(
+        await web.ask("hi\n/to tcp injected"),
+        "error line-break a message is one line: no CR or LF in it",
+      );
+      // For server A, the browser user is the gateway's TCP connection.
+      const through = await gateway.waitForLine(/^browser 127\.0\.0\.1:\d+ connected through /);
+      const local = through!.match(/through (127\.0\.0\.1:\d+)$/)![1];
+      assert(await a.waitForLine(`web joined from ${local}`), a.lines.join("\n"));
+
+      // Lesson 13's terminal client, on server B, sees both.
+      const client = await runTask(
+        "lesson13-client",
+        ["--port", String(b.port), "--name", "term"],
+        {
+          stdin: "/users\n/to web hello from the lesson 13 client\n",
+        },
+      );
+      assertEquals([client.code, client.stderr], [0, ""]);
+      assertEquals(
+        client.stdout,
+        "* you are term: /help lists the commands\n* here: tcp, term, web\n* bye\n",
+      );
+      assertEquals(
+        [await web.next(), await web.next(), await web.next()],
+        ["joined term", "from term hello from the lesson 13 client", "left term"],
+      );
+      assertEquals([await tcp.next(), await tcp.next()], ["joined term", "left term"]);
+
+      // Ctrl-C stops the gateway, not the chat: the browser is told why,
+      // and server B's user sees the browser user leave.
+      const stopping = gateway.stop("SIGINT");
+      assertEquals(await web.next(), null);
+      const closed = await web.closed;
+      assertEquals([closed.code, closed.reason], [1001, "the gateway is shutting down"]);
+      assertEquals(await tcp.next(), "left web");
+      assertEquals(await stopping, 0);
+      assert(
+        gateway.lines.includes("shutting down: 1 browser connected"),
+        gateway.lines.join("\n"),
+      );
+      assertEquals(await tcp.ask("/users"), "users tcp");
+    } finally {
+      tcp?.close();
+      await web?.close();
+      await gateway.stop("SIGKILL");
+    }
+  },
+});
+
+Deno.test("lesson 13: --chat to a port where nothing listens: the browser is told why", async () => {
+  const port = closedPort();
+  const { gateway, http } = await startGateway(`127.0.0.1:${port}`, ["--max-connections", "1"]);
+  try {
+    const why = `the chat server at 127.0.0.1:${port} is not answering: connection refused`;
+    // Twice, with --max-connections 1: a refused WebSocket gives its place back once closed.
+    for (let i = 0; i < 2; i++) {
+      const web = await Socket.open(http);
+      assertEquals(await web.next(), `error chat-unreachable ${why}`);
+      assertEquals(await web.next(), null);
+      const closed = await web.closed;
+      assertEquals([closed.code, closed.reason], [1013, why]); // 1013: try again later
+    }
+    assertEquals(
+      gateway.lines.filter((line) => line.endsWith(why)).length,
+      2,
+      gateway.lines.join("\n"),
+    );
+    assertMatch(gateway.lines.at(-1)!, /^browser 127\.0\.0\.1:\d+: the chat server at /);
+    // The page is still served, so it can say so.
+    const page = await fetch(`http://127.0.0.1:${http}/`);
+    assertEquals(page.status, 200);
+    await page.body?.cancel();
+    assertEquals(await gateway.stop("SIGINT"), 0);
+    assert(gateway.lines.includes("shutting down: 0 browsers connected"), gateway.lines.join("\n"));
+  } finally {
+    await gateway.stop("SIGKILL");
+  }
+});
+
+Deno.test("lesson 13: a bad --chat is a one-line usage error", async () => {
+  for (const chat of ["nope", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1"]) {
+    const result = await runTask("lesson13-server", ["--chat", chat]);
+    assertEquals(
+      [result.code, result.stdout, result.stderr],
+      [2, "", `--chat must be HOST:PORT, e.g. 127.0.0.1:65420, got ${JSON.stringify(chat)}\n`],
+    );
   }
 });

@@ -13,6 +13,10 @@
  * line, and it keeps lesson 12's limits on its side too (line length, and the
  * slow-reader rule, watching `bufferedAmount`).
  *
+ * The chat server may be the one server.ts runs itself, or any other that
+ * speaks lesson 12's protocol (`--chat HOST:PORT`, e.g. lesson 20's): the
+ * gateway is just one more of its TCP clients.
+ *
  * @module
  */
 import {
@@ -27,8 +31,8 @@ import { ConnectionOutbox, MAX_LINE_BYTES } from "../12-multi-user-chat/room.ts"
 
 /** What the gateway needs to know. */
 export interface GatewayOptions {
-  /** Where the chat server listens: the gateway is one of its TCP clients. */
-  chat: Deno.ConnectOptions;
+  /** Where the chat server listens (ours, or another's): the gateway is one of its TCP clients. */
+  chat: { hostname: string; port: number };
   /** The page's own origins, e.g. `http://127.0.0.1:65480`: only they may open a WebSocket. */
   origins: Set<string>;
   /** The most bytes waiting for one browser (or for the chat server); see `relay`. */
@@ -59,6 +63,9 @@ const HEADERS = {
   "cache-control": "no-store",
 };
 
+/** How long to wait for the chat server to accept a connection. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
 function text(status: number, body: string): Response {
   return new Response(body + "\n", {
     status,
@@ -78,8 +85,11 @@ function text(status: number, body: string): Response {
 export class Gateway {
   #options: GatewayOptions;
   #limit: ConnectionLimit;
-  /** One promise per WebSocket, settled when both of its sides are closed. */
-  #relays = new Set<Promise<void>>();
+  /**
+   * One promise per WebSocket, settled when both of its sides are closed,
+   * and how to end it from here (at shutdown).
+   */
+  #relays = new Map<Promise<void>, (code: number, reason: string) => void>();
 
   /** @param options where the chat is, who may connect, the limits */
   constructor(options: GatewayOptions) {
@@ -117,26 +127,54 @@ export class Gateway {
       return text(403, "forbidden: only the chat's own page may open a WebSocket");
     }
     if (!this.#limit.tryOpen()) return text(503, "server busy");
-    let conn: Deno.TcpConn;
+    let conn: Deno.TcpConn | undefined;
+    let unreachable = "";
     try {
-      conn = await Deno.connect(options.chat);
+      conn = await Deno.connect({
+        ...options.chat,
+        signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS),
+      });
     } catch (error) {
-      this.#limit.close();
-      const why = describeNetError(error);
-      if (why === undefined) throw error;
-      return text(502, `the chat server is not answering: ${why}`);
+      const why = error instanceof DOMException && error.name === "TimeoutError"
+        ? `no answer in ${CONNECT_TIMEOUT_MS / 1000} s`
+        : describeNetError(error);
+      if (why === undefined) {
+        this.#limit.close();
+        throw error; // a bug
+      }
+      const chat = formatAddr({ transport: "tcp", ...options.chat });
+      unreachable = `the chat server at ${chat} is not answering: ${why}`;
     }
     // A ping every 30 s; a peer that does not answer one is dropped.
     const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 30 });
-    options.log(`browser ${browser} connected through ${formatAddr(conn.localAddr)}`);
-    const relaying = relay(socket, conn, options).finally(() => {
+    // No chat server: a browser cannot read an HTTP error's text, so it gets
+    // the WebSocket anyway, one `error` line saying why, and a close with the
+    // same reason (the page shows it). It counts as open until it is closed.
+    const { done, end } = conn === undefined
+      ? refuse(socket, unreachable)
+      : relay(socket, conn, options);
+    options.log(
+      conn === undefined
+        ? `browser ${browser}: ${unreachable}`
+        : `browser ${browser} connected through ${formatAddr(conn.localAddr)}`,
+    );
+    const relaying = done.finally(() => {
       this.#relays.delete(relaying);
       this.#limit.close();
-      options.log(`browser ${browser} disconnected`);
+      if (conn !== undefined) options.log(`browser ${browser} disconnected`);
     });
-    this.#relays.add(relaying);
+    this.#relays.set(relaying, end);
     return response;
   };
+
+  /**
+   * Closes every WebSocket from the gateway's side (code 1001, "going away"),
+   * each with its TCP connection: for a gateway in front of another
+   * program's chat server, which will not say `bye` when we stop.
+   */
+  shutdown(reason: string): void {
+    for (const end of this.#relays.values()) end(GOING_AWAY, reason);
+  }
 
   /**
    * Waits until every WebSocket is closed (at most `timeoutMs`): at shutdown,
@@ -145,7 +183,7 @@ export class Gateway {
   async closed(timeoutMs: number): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      Promise.allSettled(this.#relays),
+      Promise.allSettled(this.#relays.keys()),
       new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
     ]);
     clearTimeout(timer);
@@ -154,13 +192,42 @@ export class Gateway {
 
 /** WebSocket close codes the gateway uses (RFC 6455, section 7.4.1). */
 const NORMAL = 1000;
+const GOING_AWAY = 1001;
 const POLICY = 1008;
+const TRY_AGAIN_LATER = 1013;
+
+/** A close reason is at most 123 bytes of UTF-8. */
+function closeReason(text: string): string {
+  while (utf8Encode(text).length > 123) text = text.slice(0, -1);
+  return text;
+}
+
+/** One WebSocket, and how to end it. */
+interface Relay {
+  /** Settles once the WebSocket (and its TCP connection, if any) is closed. */
+  done: Promise<void>;
+  /** Ends it now with this close code and reason. */
+  end: (code: number, reason: string) => void;
+}
+
+/** A WebSocket with no chat server behind it: one `error` line, then a close. */
+function refuse(socket: WebSocket, why: string): Relay {
+  const end = (code: number, reason: string) => {
+    if (socket.readyState <= WebSocket.OPEN) socket.close(code, closeReason(reason));
+  };
+  socket.onopen = () => {
+    socket.send(`error chat-unreachable ${why}`);
+    end(TRY_AGAIN_LATER, why);
+  };
+  socket.onerror = () => {};
+  return { done: new Promise((resolve) => socket.onclose = () => resolve()), end };
+}
 
 /**
  * Relays lines between one WebSocket and one TCP connection to the chat
- * server, until either side ends. Resolves once both are closed.
+ * server, until either side ends. `done` resolves once both are closed.
  */
-function relay(socket: WebSocket, conn: Deno.TcpConn, options: GatewayOptions): Promise<void> {
+function relay(socket: WebSocket, conn: Deno.TcpConn, options: GatewayOptions): Relay {
   // Towards the chat server: lesson 12's bounded queue (send never waits).
   const toChat = new ConnectionOutbox(conn, {
     maxQueueBytes: options.maxQueueBytes,
@@ -174,7 +241,7 @@ function relay(socket: WebSocket, conn: Deno.TcpConn, options: GatewayOptions): 
     ended = true;
     if (lastLine !== undefined && socket.readyState === WebSocket.OPEN) socket.send(lastLine);
     toChat.close(); // the chat server sees the user hang up, and tells the others `left`
-    if (socket.readyState <= WebSocket.OPEN) socket.close(code, reason);
+    if (socket.readyState <= WebSocket.OPEN) socket.close(code, closeReason(reason));
   };
 
   // socket.bufferedAmount: bytes handed to send() that are not written yet.
@@ -254,14 +321,15 @@ function relay(socket: WebSocket, conn: Deno.TcpConn, options: GatewayOptions): 
       if (reason === undefined) throw error; // a bug
       why = `lost the chat server: ${reason}`;
     }
-    end(NORMAL, why.slice(0, 120)); // a close reason is at most 123 bytes
+    end(NORMAL, why);
   };
 
   socket.onerror = () => {}; // a close event follows
-  return new Promise((resolve) => {
+  const done = new Promise<void>((resolve) => {
     socket.onclose = () => {
       end(NORMAL, "");
       toChat.done.finally(resolve); // the TCP side is closed too
     };
   });
+  return { done, end: (code, reason) => end(code, reason) };
 }

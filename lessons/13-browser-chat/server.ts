@@ -6,6 +6,9 @@
  * - The web server (`Deno.serve`, port 65480) serves the page at `/` and, at
  *   `/ws`, the gateway (gateway.ts): each browser tab's WebSocket becomes
  *   one TCP connection to the chat server.
+ * - With `--chat HOST:PORT` it runs no chat server of its own: the gateway
+ *   relays to that one instead (any server of lesson 12's protocol, e.g. one
+ *   of lesson 20's, so the browser page joins a chat of many servers).
  *
  * The page is plain HTML, CSS and TypeScript (page/). Browsers run
  * JavaScript, so the server strips the types from page/app.ts when it starts
@@ -19,6 +22,7 @@ import {
   listen,
   listenError,
   parseFlags,
+  parseHostPort,
   runMain,
   ThrottledLog,
 } from "../../lib/mod.ts";
@@ -54,7 +58,7 @@ await runMain(async () => {
     lesson: 13,
     role: "server",
     summary: "Lesson 12's chat server, and a web page that joins it from the browser " +
-      "(a WebSocket gateway at /ws).",
+      "(a WebSocket gateway at /ws); with --chat, the page joins another chat server instead.",
     flags: {
       ...CHAT_FLAGS,
       "http-port": {
@@ -64,20 +68,30 @@ await runMain(async () => {
         max: 65535,
         value: "PORT",
       },
+      chat: {
+        type: "string",
+        description: "relay to this chat server (e.g. a lesson 20 one) instead of running one",
+        value: "HOST:PORT",
+      },
     },
-    epilog: "Then open the page it prints in a browser, or: deno task lesson13-client",
+    epilog: "Then open the page it prints in a browser, or: deno task lesson13-client\n" +
+      "With lesson 20's servers: deno task lesson13-server --chat 127.0.0.1:65420",
   });
+  const upstream = flags.chat === undefined
+    ? undefined
+    : parseHostPort(flags.chat, "--chat", "127.0.0.1:65420");
   // `--port 0` means "any free port": for the page too, unless --http-port says otherwise.
   const httpPort = flags["http-port"] ?? (flags.port === 0 ? 0 : HTTP_PORT);
   const files = await pageFiles();
-  const chat = listen({ host: flags.host, port: flags.port, lesson: 13 });
+  // Our own chat server, unless --chat names another.
+  const chat = upstream ? undefined : listen({ host: flags.host, port: flags.port, lesson: 13 });
   const log = new ThrottledLog();
 
   // The origins the page is served from: only its scripts may open a WebSocket.
   const origins = new Set<string>();
   const gateway = new Gateway({
     // The gateway connects to the chat like any other client.
-    chat: { hostname: chat.addr.hostname, port: chat.addr.port },
+    chat: upstream ?? { hostname: chat!.addr.hostname, port: chat!.addr.port },
     origins,
     maxQueueBytes: flags["max-queue"],
     drainTimeoutMs: 30_000, // as lesson 12's writes: no progress for 30 s
@@ -94,7 +108,7 @@ await runMain(async () => {
       gateway.handle,
     );
   } catch (error) {
-    chat.close();
+    chat?.close();
     if (error instanceof Deno.errors.AddrInUse) {
       throw new LessonError(
         `port ${httpPort} is already in use: is another server running? ` +
@@ -108,17 +122,30 @@ await runMain(async () => {
   if (["127.0.0.1", "::1"].includes(web.addr.hostname)) {
     origins.add(`http://localhost:${web.addr.port}`);
   }
+  if (upstream) {
+    console.log(`relaying to the chat server at ${formatAddr({ transport: "tcp", ...upstream })}`);
+  }
   console.log(`page at http://${page}/`);
 
-  // Ctrl-C or SIGTERM: the chat says bye to everyone (the gateway passes it
-  // on to the browsers), then the web server stops.
+  // Ctrl-C or SIGTERM: our chat says bye to everyone (the gateway passes it
+  // on to the browsers), then the web server stops. Another program's chat
+  // goes on: we close the browsers' WebSockets (and so their TCP
+  // connections: the chat tells the others they left).
   // Quietly: under `deno task`, one Ctrl-C can arrive twice (the terminal and the task).
-  const onSignal = () => closeQuietly(chat);
+  const stop = Promise.withResolvers<void>();
+  const onSignal = () => chat ? closeQuietly(chat) : stop.resolve();
   Deno.addSignalListener("SIGINT", onSignal);
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
-  await serveChat(chat, flags, log);
-  // The gateway passes the chat's bye on; a browser that never answers our
-  // close would keep its WebSocket, so 5 s at most.
+  if (chat) {
+    await serveChat(chat, flags, log);
+  } else {
+    await stop.promise;
+    log.flush();
+    const open = gateway.open;
+    console.log(`shutting down: ${open} browser${open === 1 ? "" : "s"} connected`);
+    gateway.shutdown("the gateway is shutting down");
+  }
+  // A browser that never answers our close would keep its WebSocket, so 5 s at most.
   await gateway.closed(5_000);
   await Promise.race([web.shutdown(), new Promise((resolve) => setTimeout(resolve, 1_000))]);
   log.flush();
