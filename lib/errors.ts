@@ -17,7 +17,8 @@
  * @example
  * ```ts
  * import { LessonError } from "./errors.ts";
- * throw new LessonError("the server sent more than 1 MiB: giving up");
+ * const error = new LessonError("the server sent more than 1 MiB: giving up");
+ * error.exitCode; // 1: `throw error` inside runMain prints the message and exits 1
  * ```
  */
 export class LessonError extends Error {
@@ -44,7 +45,8 @@ export class LessonError extends Error {
  * @example
  * ```ts
  * import { UsageError } from "./errors.ts";
- * throw new UsageError("--port must be a whole number from 0 to 65535, got \"abc\"");
+ * const error = new UsageError("--port must be a whole number from 0 to 65535, got \"abc\"");
+ * error.exitCode; // 2
  * ```
  */
 export class UsageError extends LessonError {

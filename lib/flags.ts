@@ -291,13 +291,13 @@ function parseNumber(name: string, raw: string, spec: FlagSpec & { type: "number
  * @example
  * ```ts
  * import { parseFlags } from "./flags.ts";
- * const flags = parseFlags(["--", "--port", "0", "--message", "hi"], {
+ * const flags = parseFlags(["--", "--port", "40000", "--message", "hi"], {
  *   lesson: 2,
  *   role: "client",
  *   summary: "Sends a message and prints the echo.",
  *   flags: { message: { type: "string", description: "text to send", default: "Hello, world" } },
  * });
- * flags.port; // 0
+ * flags.port; // 40000
  * flags.message; // "hi"
  * ```
  */
