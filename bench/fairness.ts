@@ -8,12 +8,14 @@
  * and each p99 as a ratio to Node's in the same repetition.
  *
  * Servers: `node` (bench/echo_servers/node_net.mjs in Node), `deno-node-net`
- * (the same file in Deno), `lesson08` (lesson 08's server), and
+ * (the same file in Deno), `lesson08` (lesson 08's server), `lesson10-1w`
+ * and `lesson10-2w` (lesson 10's, on 1 or 2 workers' event loops), and
  * `deno:VARIANT` for each variant in bench/fairness/deno_echo.ts
  * (`deno:plain`, `deno:byob`, `deno:limit-64`, ...). With `--protocol chat`
  * the load is lesson 12's chat instead (each user sends itself `/to NAME x`
- * and waits for `ok sent NAME`), for `lesson12` and `lesson12-turns` (lesson
- * 12 with ReadTurns from lib/turns.ts, bench/fairness/chat_turns.ts).
+ * and waits for `ok sent NAME`), for `lesson12` and `lesson12-plain` (lesson
+ * 12 reading with plain `conn.read`, not in turns: bench/fairness/chat_plain.ts).
+ * `lesson19` is lesson 19's proxy (`--quiet`) in front of Node's echo.
  *
  * Usage (from the repository root; `ulimit -n 8192` first):
  *
@@ -46,17 +48,43 @@ const procs = Number(flags.procs);
 const protocol = flags.protocol === "chat" ? "chat" : "echo";
 const NET = "--allow-net=127.0.0.1";
 
-function command(server: string): string[] {
+function command(server: string, upstream = 0): string[] {
   if (server === "node") return ["node", "bench/echo_servers/node_net.mjs"];
   if (server === "deno-node-net") return ["deno", "run", NET, "bench/echo_servers/node_net.mjs"];
   if (server === "lesson08") {
     return ["deno", "run", NET, "lessons/08-many-clients/server.ts", "--quiet", "--port", "0"];
   }
-  if (server === "lesson12" || server === "lesson12-turns") {
+  const workers = server.match(/^lesson10-(\d+)w$/)?.[1];
+  if (workers) {
+    const file = "lessons/10-every-core/server.ts";
+    return [
+      "deno",
+      "run",
+      NET,
+      "--allow-read=.",
+      file,
+      "--workers",
+      workers,
+      "--quiet",
+      "--port",
+      "0",
+    ];
+  }
+  if (server === "lesson12" || server === "lesson12-plain") {
     const file = server === "lesson12"
       ? "lessons/12-multi-user-chat/server.ts"
-      : "bench/fairness/chat_turns.ts";
+      : "bench/fairness/chat_plain.ts";
     return ["deno", "run", NET, file, "--port", "0", "--max-connections", String(connections * 2)];
+  }
+  if (server === "lesson19") {
+    const to = [
+      "--to",
+      `127.0.0.1:${upstream}`,
+      "--quiet",
+      "--max-connections",
+      String(connections),
+    ];
+    return ["deno", "run", NET, "lessons/19-tracing-proxy/server.ts", "--port", "0", ...to];
   }
   if (server.startsWith("deno:")) {
     return ["deno", "run", NET, "bench/fairness/deno_echo.ts", server.slice(5)];
@@ -117,12 +145,23 @@ const median = (values: number[]) => {
   return sorted[Math.floor(sorted.length / 2)];
 };
 
+/** Reads lines until `listening on HOST:PORT`, and gives back the port. */
+async function portOf(lines: AsyncIterator<string>, server: string): Promise<number> {
+  let port = 0;
+  while (!port) {
+    port = Number((await nextLine(lines, 20_000, server)).match(/^listening on .*:(\d+)$/)?.[1]);
+  }
+  return port;
+}
+
 async function measure(server: string): Promise<Result> {
-  const { child, lines } = spawn(command(server));
+  // Lesson 19 is a proxy: Node's echo behind it.
+  const upstream = server === "lesson19" ? spawn(command("node")) : undefined;
+  let main: ReturnType<typeof spawn> | undefined;
   const load: ReturnType<typeof spawn>[] = [];
   try {
-    let port = 0;
-    while (!port) port = Number((await nextLine(lines, 20_000, server)).match(/:(\d+)$/)?.[1]);
+    main = spawn(command(server, upstream && await portOf(upstream.lines, "node")));
+    const port = await portOf(main.lines, server);
     // Time to connect them all (chat: and for everyone's `joined` lines to arrive).
     const start = Date.now() + 2000 + (protocol === "chat" ? 10 * connections : 0);
     for (let i = 0; i < procs; i++) {
@@ -168,7 +207,8 @@ async function measure(server: string): Promise<Result> {
     };
   } finally {
     await Promise.all(load.map((l) => stop(l.child)));
-    await stop(child);
+    if (main) await stop(main.child);
+    if (upstream) await stop(upstream.child);
   }
 }
 

@@ -23,6 +23,7 @@ import {
   Utf8Error,
   writeAllWithTimeout,
 } from "../../lib/mod.ts";
+import type { ReadTurns } from "../../lib/turns.ts";
 
 /** The longest line, in bytes, not counting CR LF (the protocol's limit). */
 export const MAX_LINE_BYTES = 4096;
@@ -436,6 +437,8 @@ export interface TrackedConnection {
 export interface ChatConnectionOptions extends OutboxOptions {
   /** Follows each connection's activity and ends the quiet ones (see server.ts). */
   idle: IdleTracker<TrackedConnection>;
+  /** Reads in turns (lib/turns.ts), so that 1,000 busy users are served fairly. */
+  turns?: ReadTurns;
 }
 
 /**
@@ -464,7 +467,7 @@ export async function serveChatConnection(
   let why = "hung up";
   try {
     while (!session.ended) {
-      const n = await conn.read(buffer);
+      const n = await (options.turns?.read(conn, buffer) ?? conn.read(buffer));
       if (n === null) break;
       tracked.lastActive = options.idle.now;
       for (const item of reader.push(buffer.subarray(0, n))) {

@@ -21,6 +21,7 @@ import {
   serveEach,
 } from "../../lib/mod.ts";
 import { ThrottledLog } from "../../lib/log.ts";
+import { READ_TURNS, ReadTurns } from "../../lib/turns.ts";
 import { ChatRoom, serveChatConnection, type TrackedConnection } from "./room.ts";
 
 /** The chat server's own flags (lesson 13 adds its own to these). */
@@ -60,6 +61,9 @@ export async function serveChat(
     writeTimeoutMs: 30_000,
     closeGraceMs: 5_000,
     idle,
+    // With 1,000 users typing at once, plain reads would serve some over and
+    // over while others wait seconds (lib/turns.ts; bench/fairness.ts --protocol chat).
+    turns: new ReadTurns(READ_TURNS),
   };
 
   const open = new Set<Promise<void>>();
@@ -74,6 +78,7 @@ export async function serveChat(
   for (const session of room.sessions()) session.end("server shutting down", "bye");
   await Promise.all(open); // each closes within closeGraceMs
   idle.stop();
+  options.turns.stop();
   log.flush();
 }
 
