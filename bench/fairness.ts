@@ -145,12 +145,18 @@ const median = (values: number[]) => {
   return sorted[Math.floor(sorted.length / 2)];
 };
 
-/** Reads lines until `listening on HOST:PORT`, and gives back the port. */
+/**
+ * Reads lines until `listening on HOST:PORT` and gives back the port; the
+ * lines after it are read and dropped (a full pipe would stop the server).
+ */
 async function portOf(lines: AsyncIterator<string>, server: string): Promise<number> {
   let port = 0;
   while (!port) {
     port = Number((await nextLine(lines, 20_000, server)).match(/^listening on .*:(\d+)$/)?.[1]);
   }
+  (async () => {
+    while (!(await lines.next()).done);
+  })().catch(() => {});
   return port;
 }
 
