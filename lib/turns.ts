@@ -1,7 +1,7 @@
 /**
- * Fair reads for a server with many busy connections: lesson 08's
- * {@linkcode ReadTurns}, which lesson 08's echo server (and so lessons 09 and
- * 10) reads through.
+ * Fair reads for a server with many busy connections: {@linkcode ReadTurns},
+ * which lesson 08's echo server (and so lessons 09 and 10) and lesson 12's
+ * chat server read through.
  *
  * The problem it solves: with 1,000 clients doing ping-pong on one
  * `Deno.listen` server, some wait seconds while others are served hundreds
@@ -17,8 +17,8 @@
 /**
  * At most this many reads wait in Deno at once (see {@linkcode ReadTurns}).
  * Each echo is a read and a write: 64 of them are the 128 socket operations
- * Tokio lets one task do before it must yield. (100 was fairer than none but
- * not enough on a busy machine; 64 was fair in every run: bench/fairness.ts.)
+ * Tokio lets one task do before it must yield. (96 left a long p99.9 and 128
+ * was as unfair as no turns at all; 64 was fair in every run: bench/fairness.ts.)
  */
 export const READ_TURNS = 64;
 /** How often a silent client's read gives its turn back: after 2 ticks of this. */
