@@ -31,6 +31,8 @@
  *   without a timer per read), `ThrottledLog` (a log that cannot flood the
  *   terminal)
  * - `load.ts` (lesson 09): `runLoad`, `formatReport`: the load generator
+ * - `turns.ts` (lessons 08, 12): `ReadTurns`: reads in turns, so 1,000 busy
+ *   clients are served fairly
  * - `terminal.ts` (lessons 11, 12): `readTerminalLines`: what the user
  *   types, line by line
  *
@@ -54,3 +56,4 @@ export * from "./message.ts";
 export * from "./net.ts";
 export * from "./terminal.ts";
 export * from "./text.ts";
+export * from "./turns.ts";
