@@ -15,7 +15,9 @@
  * the load is lesson 12's chat instead (each user sends itself `/to NAME x`
  * and waits for `ok sent NAME`), for `lesson12` and `lesson12-plain` (lesson
  * 12 reading with plain `conn.read`, not in turns: bench/fairness/chat_plain.ts).
- * `lesson19` is lesson 19's proxy (`--quiet`) in front of Node's echo.
+ * `lesson19` is lesson 19's proxy (`--quiet`) in front of Node's echo, and
+ * `lesson19-plain` the same proxy reading with plain `conn.read`
+ * (bench/fairness/proxy_plain.ts).
  *
  * Usage (from the repository root; `ulimit -n 8192` first):
  *
@@ -76,7 +78,7 @@ function command(server: string, upstream = 0): string[] {
       : "bench/fairness/chat_plain.ts";
     return ["deno", "run", NET, file, "--port", "0", "--max-connections", String(connections * 2)];
   }
-  if (server === "lesson19") {
+  if (server === "lesson19" || server === "lesson19-plain") {
     const to = [
       "--to",
       `127.0.0.1:${upstream}`,
@@ -84,7 +86,10 @@ function command(server: string, upstream = 0): string[] {
       "--max-connections",
       String(connections),
     ];
-    return ["deno", "run", NET, "lessons/19-tracing-proxy/server.ts", "--port", "0", ...to];
+    const file = server === "lesson19"
+      ? "lessons/19-tracing-proxy/server.ts"
+      : "bench/fairness/proxy_plain.ts";
+    return ["deno", "run", NET, file, "--port", "0", ...to];
   }
   if (server.startsWith("deno:")) {
     return ["deno", "run", NET, "bench/fairness/deno_echo.ts", server.slice(5)];
@@ -162,7 +167,7 @@ async function portOf(lines: AsyncIterator<string>, server: string): Promise<num
 
 async function measure(server: string): Promise<Result> {
   // Lesson 19 is a proxy: Node's echo behind it.
-  const upstream = server === "lesson19" ? spawn(command("node")) : undefined;
+  const upstream = server.startsWith("lesson19") ? spawn(command("node")) : undefined;
   let main: ReturnType<typeof spawn> | undefined;
   const load: ReturnType<typeof spawn>[] = [];
   try {

@@ -6,6 +6,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/as
 import net from "node:net";
 import { readWithTimeout, writeAll } from "../lib/io.ts";
 import { closeQuietly } from "../lib/net.ts";
+import { READ_TURNS } from "../lib/turns.ts";
 import {
   LineRewriter,
   MAX_REWRITE_LINE,
@@ -411,6 +412,34 @@ Deno.test("lesson 19: 200 clients at once, each answered by lesson 05 through th
     conns.forEach(closeRaw);
   }
   assert(await server.waitForLineCount(2 + 200 * 3, 10_000));
+});
+
+Deno.test("lesson 19: reads in turns: more busy connections than turns are all relayed, behind silent ones", async () => {
+  await using upstream = await LessonServer.start("lesson08-server", ["--quiet"]);
+  await using server = await proxy(upstream.port, ["--quiet"]);
+  const total = READ_TURNS + 50; // each is 2 reads in the proxy: over 3 times as many as turns
+  const open = (n: number) => Promise.all(Array.from({ length: n }, () => rawConnect(server.port)));
+  // The silent ones each leave two reads waiting in the proxy (client and
+  // server side), holding turns until they are taken back.
+  const silent = await open(total);
+  const busy = await open(total);
+  try {
+    await sleep(50); // let the proxy connect them and start their reads
+    for (let round = 0; round < 3; round++) {
+      const messages = busy.map((_, i) => encode(`round ${round} client ${i}\n`));
+      await Promise.all(busy.map((conn, i) => writeAll(conn, messages[i])));
+      const echoes = await Promise.all(
+        busy.map((conn, i) => readExactly(conn, messages[i].length)),
+      );
+      assertEquals(echoes, messages);
+    }
+    // A silent one that speaks at last is relayed both ways too.
+    const late = encode("late\n");
+    await writeAll(silent[0], late);
+    assertEquals(await readExactly(silent[0], late.length), late);
+  } finally {
+    [...silent, ...busy].forEach(closeRaw);
+  }
 });
 
 Deno.test("lesson 19: upstream refused: the client's connection is closed at once, one log line", async () => {

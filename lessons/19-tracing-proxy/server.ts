@@ -14,6 +14,9 @@
  * - Backpressure comes for free: the loop does not read again until the
  *   write has finished, so a slow receiver slows the sender down, and the
  *   proxy never holds more than one chunk per direction.
+ * - Both directions of every connection read in turns (lib/turns.ts, as
+ *   lesson 08): with 1,000 busy connections, plain reads served some of them
+ *   hundreds of times while others waited (README, "Going deeper").
  *
  * `--split N` and `--delay MS` re-chunk and slow down what it forwards (a
  * hostile network on demand); `--rewrite FROM=TO` changes bytes in every
@@ -37,6 +40,7 @@ import {
   utf8Encode,
   writeAllWithTimeout,
 } from "../../lib/mod.ts";
+import { READ_TURNS, ReadTurns } from "../../lib/turns.ts";
 
 /** How much one read may bring: the most the proxy holds per direction (without --rewrite). */
 const CHUNK_BYTES = 64 * 1024;
@@ -45,7 +49,8 @@ export const MAX_REWRITE_LINE = 64 * 1024;
 /** How long to wait for the real server to accept. */
 const CONNECT_TIMEOUT_MS = 10_000;
 
-const FLAGS = {
+/** The proxy's flags (exported for bench/fairness/proxy_plain.ts). */
+export const PROXY_FLAGS = {
   to: {
     type: "string",
     description: "the real server to relay to",
@@ -97,6 +102,12 @@ export interface ProxyOptions {
   maxDump: number;
   /** Close a connection that carries nothing, either way, for this long. */
   idleTimeoutMs: number;
+  /**
+   * Reads in turns (lib/turns.ts), one `ReadTurns` for both directions of
+   * every connection, so that 1,000 busy connections are served fairly.
+   * Without it, plain `conn.read` (what bench/fairness.ts's `lesson19-plain` measures).
+   */
+  turns?: ReadTurns;
 }
 
 /** `"bob=mallory"` → the bytes of `bob` and of `mallory`. */
@@ -290,6 +301,7 @@ export async function serveProxy(
     });
   } finally {
     idle.stop();
+    options.turns?.stop();
   }
 }
 
@@ -373,7 +385,9 @@ async function pump(
     while (true) {
       let n: number | null;
       try {
-        n = await from.read(buffer);
+        // `turns.read` is `from.read` once it is this read's turn: at most 64
+        // reads, of either direction, wait in Deno at once (lesson 08).
+        n = await (options.turns?.read(from, buffer) ?? from.read(buffer));
       } catch (error) {
         if (!(error instanceof Deno.errors.ConnectionReset)) throw error;
         // The sender reset the connection. Deno cannot send a reset on
@@ -439,7 +453,7 @@ if (import.meta.main) {
       role: "server",
       summary: "A tracing proxy: relays each client to the real server (--to) and prints " +
         "every chunk, both ways, as a hex dump; --split, --delay and --rewrite meddle with it.",
-      flags: FLAGS,
+      flags: PROXY_FLAGS,
       epilog: "Examples:\n  deno task lesson19-server --to 127.0.0.1:65407\n" +
         "  deno task lesson19-server --to 127.0.0.1:65405 --split 1 --delay 20 --quiet\n" +
         '  deno task lesson19-server --to 127.0.0.1:65412 --rewrite "bob=mallory"',
@@ -452,6 +466,7 @@ if (import.meta.main) {
       rewrites: flags.rewrite.map(parseRewrite),
       maxDump: flags["max-dump"],
       idleTimeoutMs: flags["idle-timeout"] * 1000,
+      turns: new ReadTurns(READ_TURNS), // fair with 1,000 busy connections too
     };
     const listener = listen({ host: flags.host, port: flags.port, lesson: 19 });
     console.log(`relaying to ${formatAddr({ transport: "tcp", ...options.upstream })}`);
