@@ -1,7 +1,7 @@
 /**
  * Fair reads for a server with many busy connections: {@linkcode ReadTurns},
- * which lesson 08's echo server (and so lessons 09 and 10) and lesson 12's
- * chat server read through.
+ * which lesson 08's echo server (and so lessons 09 and 10), lesson 12's chat
+ * server (and so 13 and 20) and lesson 19's proxy read through.
  *
  * The problem it solves: with 1,000 clients doing ping-pong on one
  * `Deno.listen` server, some wait seconds while others are served hundreds
