@@ -28,6 +28,7 @@
  * @module
  */
 
+import { ThrottledLog } from "./log.ts";
 import { closeQuietly } from "./net.ts";
 
 /** How many descriptors to keep free once the system has said "too many open files". */
@@ -168,7 +169,10 @@ export interface ServeOptions {
   maxConnections: number;
   /** What a client over the limit is told before it is closed (default `server busy\n`). */
   busyReply?: Uint8Array;
-  /** Where one-line notes go (turned-away clients, failed accepts). Default: console.log. */
+  /**
+   * Where one-line notes go (turned-away clients, failed accepts), at most 20
+   * a second. Default: console.log.
+   */
   log?: (line: string) => void;
 }
 
@@ -195,7 +199,10 @@ export async function serveEach<C extends Deno.Conn = Deno.TcpConn>(
   handle: (conn: C) => Promise<void>,
   options: ServeOptions,
 ): Promise<void> {
-  const log = options.log ?? console.log;
+  // A crowd or a flood of resets makes one note per client: at most 20
+  // lines a second of them, so the log cannot become the server's main job.
+  const notes = new ThrottledLog({ write: options.log });
+  const log = (line: string) => notes.event(line);
   const busy = options.busyReply ?? new TextEncoder().encode("server busy\n");
   const limit = new ConnectionLimit(options.maxConnections);
   for await (const conn of acceptConnections(listener, { limit, onError: log })) {
@@ -207,4 +214,5 @@ export async function serveEach<C extends Deno.Conn = Deno.TcpConn>(
     }
     handle(conn).finally(() => limit.close());
   }
+  notes.flush();
 }

@@ -18,6 +18,7 @@ import {
   parseFlags,
   readChunks,
   runMain,
+  ThrottledLog,
   writeAllWithTimeout,
 } from "../../lib/mod.ts";
 
@@ -36,7 +37,10 @@ await runMain(async () => {
   // acceptConnections, unlike `for await (const conn of listener)`, does not
   // stop the server when one accept fails (a client that reset its
   // connection before we took it): it logs it and takes the next one.
-  for await (const conn of acceptConnections(listener, { onError: console.log })) {
+  // At most 20 notes a second (lib/log.ts): a flood of resets cannot flood the log.
+  const acceptLog = new ThrottledLog();
+  const onError = (line: string) => acceptLog.event(line);
+  for await (const conn of acceptConnections(listener, { onError })) {
     // `await` here means the next client is not accepted until this one is done.
     await echo(conn, flags["idle-timeout"] * 1000);
   }

@@ -16,6 +16,7 @@ import {
   parseFlags,
   readChunks,
   runMain,
+  ThrottledLog,
   utf8Encode,
   Utf8Error,
   Utf8StreamDecoder,
@@ -33,7 +34,10 @@ await runMain(async () => {
   });
   const listener = listen({ host: flags.host, port: flags.port, lesson: 3 });
   // One client at a time, as in lesson 02; a failed accept does not stop the loop.
-  for await (const conn of acceptConnections(listener, { onError: console.log })) {
+  // At most 20 notes a second (lib/log.ts): a flood of resets cannot flood the log.
+  const acceptLog = new ThrottledLog();
+  const onError = (line: string) => acceptLog.event(line);
+  for await (const conn of acceptConnections(listener, { onError })) {
     await capitalize(conn, flags["idle-timeout"] * 1000);
   }
 });
