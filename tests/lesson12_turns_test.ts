@@ -23,7 +23,9 @@ async function expectLines(conn: Deno.Conn, wanted: string[], timeoutMs = 10_000
 
 Deno.test("lesson 12 reads in turns: more busy users than turns, behind silent ones, all answered", async () => {
   await using server = await LessonServer.start("lesson12-server");
-  const count = READ_TURNS + 36; // 100: more than there are turns, twice over
+  // 100 busy behind 100 silent: 200 reads at once is a crowd (reads queue from
+  // QUEUE_FROM, 112), with more busy users than turns (READ_TURNS, 64).
+  const count = READ_TURNS + 36;
   const open = () => Promise.all(Array.from({ length: count }, () => rawConnect(server.port)));
   const silent = await open(); // connected, never a word: each leaves a read waiting
   const busy = await open();

@@ -417,7 +417,7 @@ Deno.test("lesson 19: 200 clients at once, each answered by lesson 05 through th
 Deno.test("lesson 19: reads in turns: more busy connections than turns are all relayed, behind silent ones", async () => {
   await using upstream = await LessonServer.start("lesson08-server", ["--quiet"]);
   await using server = await proxy(upstream.port, ["--quiet"]);
-  const total = READ_TURNS + 50; // each is 2 reads in the proxy: over 3 times as many as turns
+  const total = READ_TURNS + 50; // each is 2 reads in the proxy: a crowd, over 3 times as many as turns
   const open = (n: number) => Promise.all(Array.from({ length: n }, () => rawConnect(server.port)));
   // The silent ones each leave two reads waiting in the proxy (client and
   // server side), holding turns until they are taken back.

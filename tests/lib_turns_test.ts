@@ -1,11 +1,11 @@
 /**
- * ReadTurns from lib/turns.ts (at most N reads waiting in Deno at once, the others
- * queued, a silent read's turn taken back), alone with fake connections and
+ * ReadTurns from lib/turns.ts (in a crowd, at most N reads waiting in Deno at once,
+ * the others queued; a silent read's turn taken back), alone with fake connections and
  * in the real server with more clients than turns. No timing is asserted:
  * only who was read, in what order, and that every echo came back.
  */
 import { assertEquals, assertRejects } from "@std/assert";
-import { READ_TURNS, ReadTurns } from "../lib/turns.ts";
+import { QUEUE_FROM, READ_TURNS, ReadTurns } from "../lib/turns.ts";
 import { writeAll } from "../lib/io.ts";
 import { closeRaw, encode, LessonServer, rawConnect, readExactly, sleep } from "./_helpers.ts";
 
@@ -36,7 +36,7 @@ async function waitFor(done: () => boolean, what: string, ms = 5000): Promise<vo
 }
 
 Deno.test("ReadTurns: over the limit, reads queue and get their turns in order", async () => {
-  const turns = new ReadTurns(2);
+  const turns = new ReadTurns({ max: 2, queueFrom: 2 });
   const started: string[] = [];
   const [a, b, c, d] = ["a", "b", "c", "d"].map((name) => fakeConn(name, started));
   const buffer = new Uint8Array(8);
@@ -59,8 +59,45 @@ Deno.test("ReadTurns: over the limit, reads queue and get their turns in order",
   turns.stop();
 });
 
+Deno.test("ReadTurns: below the crowd no read queues; in a crowd the turns drain to max first", async () => {
+  const turns = new ReadTurns({ max: 2, queueFrom: 4 });
+  const started: string[] = [];
+  const conns = ["a", "b", "c", "d", "e", "f"].map((name) => fakeConn(name, started));
+  const [a, b, c, d, e, f] = conns;
+  const buffer = new Uint8Array(8);
+  const reads = [a, b, c, d].map((conn) => turns.read(conn, buffer));
+  await settle();
+  assertEquals(started, ["a", "b", "c", "d"]); // 4 at once: not a crowd yet
+  const readE = turns.read(e, buffer);
+  await settle();
+  assertEquals(turns.counts, { holding: 4, queued: 1 }); // the fifth is a crowd: it queues
+  a.answer(1);
+  b.answer(1);
+  assertEquals(await Promise.all([reads[0], reads[1]]), [1, 1]);
+  await settle();
+  // Two turns ended, but 4 were out: they drain to max (2) before any passes on.
+  assertEquals(started, ["a", "b", "c", "d"]);
+  assertEquals(turns.counts, { holding: 2, queued: 1 });
+  c.answer(1);
+  assertEquals(await reads[2], 1);
+  await settle();
+  assertEquals(started, ["a", "b", "c", "d", "e"]); // now c's turn passes to e
+  assertEquals(turns.counts, { holding: 2, queued: 0 });
+  // The queue is empty again: reads go straight in, up to 4 at once.
+  const readF = turns.read(f, buffer);
+  await settle();
+  assertEquals(started, ["a", "b", "c", "d", "e", "f"]);
+  assertEquals(turns.counts, { holding: 3, queued: 0 });
+  d.answer(null);
+  e.answer(2);
+  f.answer(3);
+  assertEquals(await Promise.all([reads[3], readE, readF]), [null, 2, 3]);
+  assertEquals(turns.counts, { holding: 0, queued: 0 });
+  turns.stop();
+});
+
 Deno.test("ReadTurns: a silent client's read gives its turn back and still gets its data", async () => {
-  const turns = new ReadTurns(1, 5);
+  const turns = new ReadTurns({ max: 1, queueFrom: 1, tickMs: 5 });
   const started: string[] = [];
   const silent = fakeConn("silent", started);
   const next = fakeConn("next", started);
@@ -82,7 +119,9 @@ Deno.test("ReadTurns: a silent client's read gives its turn back and still gets 
 
 Deno.test("lesson 08 reads in turns: more busy clients than read turns are all echoed, with silent clients holding reads", async () => {
   await using server = await LessonServer.start("lesson08-server", ["--quiet"]);
-  const total = READ_TURNS + 50; // more than there are turns, twice
+  // The silent ones alone are a crowd (from 112 reads at once, reads queue),
+  // and the busy ones are almost twice as many as the turns (READ_TURNS, 64).
+  const total = QUEUE_FROM + 2;
   const open = (n: number) => Promise.all(Array.from({ length: n }, () => rawConnect(server.port)));
   // The silent ones each leave a read waiting in the server, holding a turn until it is taken back.
   const silent = await open(total);

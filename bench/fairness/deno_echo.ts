@@ -62,7 +62,7 @@ function limitedReads(max: number): Echo {
 
 /** ReadTurns (lib/turns.ts, what lesson 08 uses): `limitedReads`, but a silent read's turn is taken back. */
 function turns(max: number, tickMs: number): Echo {
-  const turns = new ReadTurns(max, tickMs);
+  const turns = new ReadTurns({ max, queueFrom: max, tickMs });
   return async (conn) => {
     const buffer = new Uint8Array(4096);
     for (let n; (n = await turns.read(conn, buffer)) !== null;) {

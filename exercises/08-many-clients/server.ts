@@ -40,7 +40,7 @@ import {
   utf8Encode,
 } from "../../lib/mod.ts";
 import { IdleTracker } from "../../lib/connections.ts";
-import { READ_TURNS, ReadTurns } from "../../lib/turns.ts";
+import { ReadTurns } from "../../lib/turns.ts";
 import { ThrottledLog } from "../../lib/log.ts";
 
 /**
@@ -181,7 +181,7 @@ export function echoServer(
   };
   const limit = new ConnectionLimit(options.maxConnections);
   const buffers = new ReadBuffers(MAX_BIG_BUFFERS);
-  const turns = new ReadTurns(READ_TURNS); // fair with 1,000 busy clients too
+  const turns = new ReadTurns(); // fair with 1,000 busy clients too
   let stopping = false;
   const showCount = () => {
     if (!quiet && !stopping) log.status(`active connections: ${clients.size}`);

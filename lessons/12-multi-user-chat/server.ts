@@ -21,7 +21,7 @@ import {
   serveEach,
 } from "../../lib/mod.ts";
 import { ThrottledLog } from "../../lib/log.ts";
-import { READ_TURNS, ReadTurns } from "../../lib/turns.ts";
+import { ReadTurns } from "../../lib/turns.ts";
 import { ChatRoom, serveChatConnection, type TrackedConnection } from "./room.ts";
 
 /** The chat server's own flags (lesson 13 adds its own to these). */
@@ -63,7 +63,7 @@ export async function serveChat(
     idle,
     // With 1,000 users typing at once, plain reads would serve some over and
     // over while others wait seconds (lib/turns.ts; bench/fairness.ts --protocol chat).
-    turns: new ReadTurns(READ_TURNS),
+    turns: new ReadTurns(),
   };
 
   const open = new Set<Promise<void>>();

@@ -40,7 +40,7 @@ import {
   utf8Encode,
   writeAllWithTimeout,
 } from "../../lib/mod.ts";
-import { READ_TURNS, ReadTurns } from "../../lib/turns.ts";
+import { ReadTurns } from "../../lib/turns.ts";
 
 /** How much one read may bring: the most the proxy holds per direction (without --rewrite). */
 const CHUNK_BYTES = 64 * 1024;
@@ -385,8 +385,8 @@ async function pump(
     while (true) {
       let n: number | null;
       try {
-        // `turns.read` is `from.read` once it is this read's turn: at most 64
-        // reads, of either direction, wait in Deno at once (lesson 08).
+        // `turns.read` is `from.read` once it is this read's turn: in a crowd,
+        // at most 64 reads, of either direction, wait in Deno at once (lesson 08).
         n = await (options.turns?.read(from, buffer) ?? from.read(buffer));
       } catch (error) {
         if (!(error instanceof Deno.errors.ConnectionReset)) throw error;
@@ -466,7 +466,7 @@ if (import.meta.main) {
       rewrites: flags.rewrite.map(parseRewrite),
       maxDump: flags["max-dump"],
       idleTimeoutMs: flags["idle-timeout"] * 1000,
-      turns: new ReadTurns(READ_TURNS), // fair with 1,000 busy connections too
+      turns: new ReadTurns(), // fair with 1,000 busy connections too
     };
     const listener = listen({ host: flags.host, port: flags.port, lesson: 19 });
     console.log(`relaying to ${formatAddr({ transport: "tcp", ...options.upstream })}`);
