@@ -60,9 +60,13 @@ function limitedReads(max: number): Echo {
   };
 }
 
-/** ReadTurns (lib/turns.ts, what lesson 08 uses): `limitedReads`, but a silent read's turn is taken back. */
-function turns(max: number, tickMs: number): Echo {
-  const turns = new ReadTurns({ max, queueFrom: max, tickMs });
+/**
+ * ReadTurns (lib/turns.ts, what lesson 08 uses): `limitedReads`, but a silent
+ * read's turn is taken back; with `queueFrom` above `max`, reads queue only
+ * in a crowd of that many.
+ */
+function turns(max: number, tickMs: number, queueFrom = max): Echo {
+  const turns = new ReadTurns({ max, queueFrom, tickMs });
   return async (conn) => {
     const buffer = new Uint8Array(4096);
     for (let n; (n = await turns.read(conn, buffer)) !== null;) {
@@ -110,19 +114,23 @@ const VARIANTS: Record<string, Echo> = {
 /**
  * `limit-N`: at most N reads pending at once (a diagnosis only: silent
  * clients would hold all the turns); `turns-N-MS`: the same, but a read gives
- * its turn back after 2 ticks of an MS timer (ReadTurns, lib/turns.ts).
+ * its turn back after 2 ticks of an MS timer (ReadTurns, lib/turns.ts);
+ * `crowd-N-FROM`: N turns with a 10 ms tick, but reads queue only once FROM
+ * are pending (lesson 08's `new ReadTurns()` is `crowd-64-112`).
  */
 function parametric(name: string): Echo | undefined {
   const limit = name.match(/^limit-(\d+)$/);
   if (limit) return limitedReads(Number(limit[1]));
   const match = name.match(/^turns-(\d+)-(\d+)$/);
   if (match) return turns(Number(match[1]), Number(match[2]));
+  const crowd = name.match(/^crowd-(\d+)-(\d+)$/);
+  if (crowd) return turns(Number(crowd[1]), 10, Number(crowd[2]));
 }
 
 const variant = Deno.args[0] ?? "plain";
 const echo = VARIANTS[variant] ?? parametric(variant);
 if (!echo) {
-  const names = [...Object.keys(VARIANTS), "limit-N", "turns-N-MS"];
+  const names = [...Object.keys(VARIANTS), "limit-N", "turns-N-MS", "crowd-N-FROM"];
   console.error(`unknown variant ${variant}: ${names.join(", ")}`);
   Deno.exit(2);
 }
