@@ -5,7 +5,7 @@
  * only who was read, in what order, and that every echo came back.
  */
 import { assertEquals, assertRejects } from "@std/assert";
-import { QUEUE_FROM, READ_TURNS, ReadTurns } from "../lib/turns.ts";
+import { QUEUE_FROM, ReadTurns } from "../lib/turns.ts";
 import { writeAll } from "../lib/io.ts";
 import { closeRaw, encode, LessonServer, rawConnect, readExactly, sleep } from "./_helpers.ts";
 
