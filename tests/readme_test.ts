@@ -55,3 +55,12 @@ for (const lesson of lessons) {
     }
   });
 }
+
+Deno.test("the quick start's tour line counts every lesson", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const n = lessons.length; // the tour prints `${lessons.length} lessons, ${ok} ok` (tools/tour.ts)
+  assert(
+    readme.includes(`\`${n} lessons, ${n} ok\``),
+    `README.md's quick start should show the tour's last line, \`${n} lessons, ${n} ok\``,
+  );
+});
