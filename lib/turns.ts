@@ -159,7 +159,7 @@ export class ReadTurns {
     this.#tick++;
     // The reads that took their turn 2 ticks ago and still hold it: silent.
     // Their reads go on, uncounted; their turns pass on.
-    const old = (this.#tick - 2) % 3;
+    const old = (this.#tick + 1) % 3; // the slot of tick - 2 (never negative)
     for (let silent = this.#holding[old]; silent > 0; silent--) this.#pass();
     this.#holding[old] = 0;
     if (this.#holding.every((n) => n === 0)) this.stop();
