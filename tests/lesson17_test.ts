@@ -106,6 +106,13 @@ Deno.test("lesson 17: --mode sets the socket file's permissions", async () => {
     1,
     '--mode must be octal permissions such as 600 or 660, got "999"\n',
   ]);
+  // An abstract name is no file: --mode is refused before anything listens.
+  const abstract = await runTask("lesson17-server", ["--path", "@lesson17", "--mode", "600"]);
+  assertEquals([abstract.code, abstract.stdout, abstract.stderr], [
+    2,
+    "",
+    "--mode sets a socket file's permissions; @NAME has no file\n",
+  ]);
 });
 
 Deno.test("lesson 17: path limits and permissions, one line each", async (t) => {

@@ -13,7 +13,7 @@
  * file: if it is a socket, we remove it and listen. Anything else (a regular
  * file, say) is never removed.
  */
-import { formatAddr, LessonError, parseFlags, runMain } from "../../lib/mod.ts";
+import { formatAddr, LessonError, parseFlags, runMain, UsageError } from "../../lib/mod.ts";
 import { serveLines, SERVER_FLAGS } from "../05-line-framing/server.ts";
 import { checkPermission, PATH_FLAG, socketPath } from "./socket_path.ts";
 
@@ -39,8 +39,13 @@ if (import.meta.main) {
       },
     });
     const path = socketPath(flags.path);
-    checkPermission(flags.path, path, "server");
+    const abstract = path.startsWith("\0"); // @NAME: no file in the file system
     const mode = flags.mode === undefined ? undefined : parseMode(flags.mode);
+    // Permissions belong to a file, and an abstract name has none to chmod.
+    if (abstract && mode !== undefined) {
+      throw new UsageError("--mode sets a socket file's permissions; @NAME has no file");
+    }
+    checkPermission(flags.path, path, "server");
     const listener = await listenUnix(path);
     if (mode !== undefined) {
       // Between listen and chmod the file has the default permissions (from
