@@ -593,3 +593,32 @@ Deno.test("lesson 19: a connection with nothing either way for --idle-timeout is
   });
   assertEquals(upstreamSaw, "hi\n");
 });
+
+Deno.test("lesson 19: a slow --split/--delay forward longer than --idle-timeout is not idle", async () => {
+  let upstreamSaw = 0;
+  await withUpstream(async (conn) => {
+    upstreamSaw = (await readToEnd(conn, 10_000)).length;
+  }, async (port) => {
+    // 200 bytes in 20 writes, 200 ms apart: 4 s of forwarding after one read.
+    await using server = await proxy(port, [
+      "--idle-timeout",
+      "1",
+      "--split",
+      "10",
+      "--delay",
+      "200",
+      "--quiet",
+    ]);
+    const conn = await rawConnect(server.port);
+    try {
+      await writeAll(conn, randomBytes(200));
+      await conn.closeWrite();
+      assertEquals((await readToEnd(conn, 10_000)).length, 0);
+    } finally {
+      closeRaw(conn);
+    }
+    assert(await server.waitForLine(/^#1 {3}client → server 200 bytes in 20 writes, then FIN$/));
+    assert(!server.lines.some((l) => l.includes("nothing either way")), server.lines.join("\n"));
+  });
+  assertEquals(upstreamSaw, 200);
+});

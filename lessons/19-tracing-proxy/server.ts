@@ -378,6 +378,8 @@ async function pump(
       // receiver that takes nothing for --idle-timeout is given up on.
       await writeAllWithTimeout(to, data.subarray(i, i + size), options.idleTimeoutMs, receiver);
       stats.writes++;
+      // A write is activity too: a long --split/--delay forward is not idle.
+      touch();
     }
   };
 
