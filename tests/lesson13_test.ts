@@ -432,6 +432,39 @@ Deno.test("lesson 13: --max-connections bounds the WebSockets too", async () => 
   }
 });
 
+Deno.test("lesson 13: a bad WebSocket handshake gets 400 and gives its place back", async () => {
+  const { server, http } = await start(["--max-connections", "1"]);
+  try {
+    // Twice, with --max-connections 1: Upgrade headers, but no Sec-WebSocket-Key.
+    for (let i = 0; i < 2; i++) {
+      const conn = await rawConnect(http);
+      try {
+        const request = [
+          "GET /ws HTTP/1.1",
+          `Host: 127.0.0.1:${http}`,
+          "Upgrade: websocket",
+          "Connection: Upgrade, close",
+          `Origin: http://127.0.0.1:${http}`,
+        ];
+        await writeAll(conn, encode(request.join("\r\n") + "\r\n\r\n"));
+        const answer = new Uint8Array(4096);
+        const n = await readWithTimeout(conn, answer, 10_000, "the server");
+        const text = decode(answer.subarray(0, n ?? 0));
+        assertEquals(text.split("\r\n")[0], "HTTP/1.1 400 Bad Request");
+        assertStringIncludes(text, "bad WebSocket request\n");
+      } finally {
+        closeRaw(conn);
+      }
+    }
+    // The one place is free: a real WebSocket still joins.
+    const web = await Socket.join(http, "web");
+    await web.close();
+    assertEquals(server.stderr, ""); // no stack trace
+  } finally {
+    await server.stop();
+  }
+});
+
 Deno.test("lesson 13: Ctrl-C: the browsers get bye, then the server exits 0", async () => {
   const { server, http } = await start();
   const web = await Socket.join(http, "web");

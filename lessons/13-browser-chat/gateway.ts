@@ -127,6 +127,18 @@ export class Gateway {
       return text(403, "forbidden: only the chat's own page may open a WebSocket");
     }
     if (!this.#limit.tryOpen()) return text(503, "server busy");
+    // The upgrade first: it throws for a request that is not a valid
+    // WebSocket handshake (no Sec-WebSocket-Key, say). That one gets 400 and
+    // gives its place back, before any connection to the chat server is made.
+    // A ping every 30 s; a peer that does not answer one is dropped.
+    let upgraded: { socket: WebSocket; response: Response };
+    try {
+      upgraded = Deno.upgradeWebSocket(request, { idleTimeout: 30 });
+    } catch {
+      this.#limit.close();
+      return text(400, "bad WebSocket request");
+    }
+    const { socket, response } = upgraded;
     let conn: Deno.TcpConn | undefined;
     let unreachable = "";
     try {
@@ -145,8 +157,6 @@ export class Gateway {
       const chat = formatAddr({ transport: "tcp", ...options.chat });
       unreachable = `the chat server at ${chat} is not answering: ${why}`;
     }
-    // A ping every 30 s; a peer that does not answer one is dropped.
-    const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 30 });
     // No chat server: a browser cannot read an HTTP error's text, so it gets
     // the WebSocket anyway, one `error` line saying why, and a close with the
     // same reason (the page shows it). It counts as open until it is closed.
