@@ -98,6 +98,44 @@ Deno.test("checkAnswer accepts only lesson 05's answer to this request", () => {
   }
 });
 
+Deno.test("checkAnswer: only server busy is worth a retry, other errors reject the request", () => {
+  const worthRetrying = (reply: string) => {
+    try {
+      checkAnswer(reply, "@a-1 Hello", false);
+    } catch (error) {
+      return [(error as Error).message, (error as { worthRetrying: boolean }).worthRetrying];
+    }
+  };
+  assertEquals(worthRetrying("error: server busy"), ["the server said: server busy", true]);
+  assertEquals(worthRetrying("error: line is longer than the limit of 16 bytes"), [
+    "the server said: line is longer than the limit of 16 bytes",
+    false,
+  ]);
+});
+
+Deno.test("a request the server rejects is lost at once, and the next one is sent", async () => {
+  await using server = await LessonServer.start(SERVER, ["--max-line", "16"]);
+  const result = await runTask(CLIENT, [
+    "--port",
+    String(server.port),
+    "--message",
+    "this line is too long",
+    "--message",
+    "Hi",
+  ]);
+  const said = "the server said: line is longer than the limit of 16 bytes";
+  assertEquals(result.code, 1);
+  assertEquals(result.stderr, said + "\n");
+  assertEquals(lines(result.stdout), [
+    "> #1 this line is too long",
+    `! #1 ${said}`,
+    "  rejected by the server: not worth retrying: #1 is lost",
+    "> #2 Hi",
+    "< #2 1: iH",
+    "2 requests: 1 answered, 1 lost; 2 attempts, 1 reconnect",
+  ]);
+});
+
 Deno.test("lesson 15 pair: requests answered, a summary, exit 0", async () => {
   await using server = await LessonServer.start(SERVER);
   const result = await runTask(CLIENT, [

@@ -57,6 +57,17 @@ class Failure extends LessonError {
   }
 }
 
+/**
+ * The server answered `error: ...` to this request (a line over its limit,
+ * ...): sending the same request again gets the same answer, so only this
+ * request is lost, and the next one may well be fine.
+ */
+class Rejected extends Failure {
+  constructor(message: string) {
+    super(message, undefined, false);
+  }
+}
+
 async function main() {
   const flags = parseFlags(Deno.args, {
     lesson: 15,
@@ -167,6 +178,12 @@ async function run(texts: string[], settings: Settings) {
         console.log(
           `! #${number} ${failure.message}${failure.osError ? ` [${failure.osError}]` : ""}`,
         );
+        if (failure instanceof Rejected) {
+          console.log(`  rejected by the server: not worth retrying: #${number} is lost`);
+          stats.lost++;
+          lastFailure = failure;
+          break; // on with the next request
+        }
         if (!failure.worthRetrying) {
           // A name that does not exist will not exist in 200 ms either.
           console.log(
@@ -322,7 +339,12 @@ async function pause(
  * the same id) and returns it without the id.
  */
 export function checkAnswer(reply: string, line: string, plain: boolean): string {
-  if (reply.startsWith("error: ")) throw new Failure(`the server said: ${reply.slice(7)}`);
+  if (reply.startsWith("error: ")) {
+    const said = `the server said: ${reply.slice(7)}`;
+    // "server busy" (too many clients) may pass: worth a retry after a pause.
+    // Any other error is about the request itself: it would be said again.
+    throw reply === "error: server busy" ? new Failure(said) : new Rejected(said);
+  }
   const id = plain ? "" : line.slice(0, line.indexOf(" ") + 1); // "@ID "
   const text = line.slice(id.length);
   const reversed = [...text].reverse().join("");
