@@ -343,7 +343,8 @@ async function watch(exercise: Exercise): Promise<never> {
       await runOne(exercise);
       console.log(`\nwatching exercises/${exercise.dir}/: save to check again (Ctrl-C to stop)`);
     }
-    await new Promise<void>((resolve) => wake = resolve);
+    // A save made during the check has set `changed` already: check again at once.
+    if (!changed) await new Promise<void>((resolve) => wake = resolve);
     await new Promise((resolve) => setTimeout(resolve, 200)); // an editor's save is several events
   }
 }
