@@ -25,6 +25,7 @@ import {
   CERTS_DIR,
   GO_AHEAD,
   GREETING,
+  readCertFile,
   readLineByteByByte,
   STARTTLS,
   tlsError,
@@ -57,7 +58,7 @@ await runMain(async () => {
       ...CLIENT_FLAGS,
     },
   });
-  const caCerts = flags["no-ca"] ? [] : [readCa(flags.ca)];
+  const caCerts = flags["no-ca"] ? [] : [readCertFile(flags.ca, "CA certificate")];
   const name = flags.name ?? flags.host;
   const timeoutMs = flags.timeout * 1000;
 
@@ -98,21 +99,6 @@ await runMain(async () => {
     }
   });
 });
-
-/** Reads the CA certificate, with a one-line error that says how to make it. */
-function readCa(path: string): string {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new LessonError(`no CA certificate at ${path}: make it with: deno task lesson18-certs`);
-    }
-    if (error instanceof Deno.errors.NotCapable) {
-      throw new LessonError(`not permitted to read ${path}: the task may only read ${CERTS_DIR}`);
-    }
-    throw error;
-  }
-}
 
 /** The client side of STARTTLS: wait for the greeting, ask, wait for the go-ahead. */
 async function askForTls(conn: Deno.TcpConn, timeoutMs: number): Promise<void> {

@@ -18,7 +18,6 @@ import {
   closeQuietly,
   describeNetError,
   formatAddr,
-  LessonError,
   listen,
   listenError,
   parseFlags,
@@ -36,6 +35,7 @@ import {
   GO_AHEAD,
   GREETING,
   NOT_YET,
+  readCertFile,
   readLineByteByByte,
   STARTTLS,
   TlsLineConn,
@@ -59,22 +59,10 @@ function readCertificate(dir: string, name: string): { cert: string; key: string
   if (!files) {
     throw new UsageError(`--cert must be one of ${Object.keys(CERTIFICATES).join(", ")}`);
   }
-  try {
-    return {
-      cert: Deno.readTextFileSync(`${dir}/${files.cert}`),
-      key: Deno.readTextFileSync(`${dir}/${files.key}`),
-    };
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new LessonError(
-        `no certificate at ${dir}/${files.cert}: make one with: deno task lesson18-certs`,
-      );
-    }
-    if (error instanceof Deno.errors.NotCapable) {
-      throw new LessonError(`not permitted to read ${dir}: the task may only read ${CERTS_DIR}`);
-    }
-    throw error;
-  }
+  return {
+    cert: readCertFile(`${dir}/${files.cert}`),
+    key: readCertFile(`${dir}/${files.key}`, "key"),
+  };
 }
 
 /**

@@ -10,6 +10,27 @@ import { closeQuietly, LessonError, readWithTimeout, utf8Decode } from "../../li
 /** Where `deno task lesson18-certs` puts the certificates (git-ignored). */
 export const CERTS_DIR = "lessons/18-tls/certs";
 
+/**
+ * Reads one file that `deno task lesson18-certs` makes, with a one-line
+ * error that says how to make it.
+ *
+ * @param path the file
+ * @param what what it is, for the error: "certificate", "key", "CA certificate"
+ */
+export function readCertFile(path: string, what = "certificate"): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new LessonError(`no ${what} at ${path}: make it with: deno task lesson18-certs`);
+    }
+    if (error instanceof Deno.errors.NotCapable) {
+      throw new LessonError(`not permitted to read ${path}: the task may only read ${CERTS_DIR}`);
+    }
+    throw error;
+  }
+}
+
 /** The ALPN protocol name both sides offer: lesson 05's line protocol. */
 export const ALPN = "lines";
 
