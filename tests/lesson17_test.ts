@@ -146,3 +146,32 @@ Deno.test("lesson 17: path limits and permissions, one line each", async (t) => 
     });
   }
 });
+
+Deno.test("lesson 17: the bench server fails in one line, without --path advice", async () => {
+  // A regular file where the bench's socket should go: never removed, one line, no stack trace.
+  await Deno.mkdir("tests/artifacts", { recursive: true });
+  const file = `${Deno.cwd()}/tests/artifacts/lesson17-bench-not-a-socket`;
+  await Deno.writeTextFile(file, "my notes\n");
+  try {
+    const output = await new Deno.Command("deno", {
+      args: [
+        "run",
+        "--no-prompt",
+        `--allow-net=127.0.0.1,unix:${file}`,
+        `--allow-read=${file}`,
+        `--allow-write=${file}`,
+        "lessons/17-unix-sockets/bench_server.ts",
+        file,
+      ],
+      stdin: "null",
+      signal: AbortSignal.timeout(20_000),
+    }).output();
+    assertEquals([output.code, new TextDecoder().decode(output.stderr)], [
+      1,
+      `${file} exists and is not a socket: not removing it; move it away first\n`,
+    ]);
+    assertEquals(await Deno.readTextFile(file), "my notes\n");
+  } finally {
+    await Deno.remove(file);
+  }
+});

@@ -14,7 +14,7 @@
  * Usage: deno task lesson17-bench [--reps N] [--seconds S]
  */
 import { TextLineStream } from "@std/streams";
-import { type LoadOptions, parseFlags, runLoad, runMain } from "../../lib/mod.ts";
+import { LessonError, type LoadOptions, parseFlags, runLoad, runMain } from "../../lib/mod.ts";
 
 const PATH = "/tmp/deno-socket-lessons-17-bench.sock";
 
@@ -54,7 +54,11 @@ await runMain(async () => {
   try {
     const [tcpLine, unixLine] = await firstLines(server.stdout, 2);
     const port = Number(tcpLine.match(/:(\d+)$/)?.[1]);
-    if (!port || !unixLine.endsWith(PATH)) throw new Error(`unexpected: ${tcpLine} / ${unixLine}`);
+    if (!port || !unixLine.endsWith(PATH)) {
+      throw new LessonError(
+        `the bench server printed "${tcpLine}" / "${unixLine}", not its addresses`,
+      );
+    }
     const base = { host: "127.0.0.1", port, lesson: 17, connections: 1, timeoutMs: 10_000 };
     const runs: Record<string, { tcp: number[]; unix: number[] }> = {};
     const note = (key: string, transport: "tcp" | "unix", value: number) => {
@@ -80,7 +84,11 @@ await runMain(async () => {
           seconds: flags.seconds,
         };
         const b = await runLoad(st);
-        if (a.errorCount + b.errorCount > 0) throw new Error([...a.errors, ...b.errors].join("; "));
+        if (a.errorCount + b.errorCount > 0) {
+          throw new LessonError(
+            `the load failed on ${transport}: ${[...a.errors, ...b.errors].join("; ")}`,
+          );
+        }
         note("round trips/s (64 B ping-pong)", transport, a.roundTrips / (a.elapsedMs / 1000));
         note("p50 latency, µs", transport, a.latency.percentile(50) * 1000);
         note("p99 latency, µs", transport, a.latency.percentile(99) * 1000);
@@ -114,7 +122,8 @@ async function firstLines(stream: ReadableStream<Uint8Array>, count: number): Pr
   const timer = setTimeout(() => reader.cancel(), 20_000);
   while (lines.length < count) {
     const { value, done } = await reader.read();
-    if (done) throw new Error("the bench server ended before it listened");
+    // Its own one-line reason is already on stderr (inherited) above ours.
+    if (done) throw new LessonError("the bench server ended before it listened");
     lines.push(String(value));
   }
   clearTimeout(timer);

@@ -5,16 +5,21 @@
  *
  * Usage: bench_server.ts PATH (prints two `listening on` lines; stdin's end stops it)
  */
-import { formatAddr } from "../../lib/mod.ts";
+import { formatAddr, runMain, UsageError } from "../../lib/mod.ts";
 import { echoServer } from "../08-many-clients/server.ts";
 import { listenUnix } from "./server.ts";
 
-const options = { maxConnections: 100, idleSeconds: 60, quiet: true };
-const tcp = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-const unix = await listenUnix(Deno.args[0]);
-const servers = [echoServer(tcp, options), echoServer(unix, options)];
-console.log(`listening on ${formatAddr(tcp.addr)}`);
-console.log(`listening on ${formatAddr(unix.addr)}`);
-// The bench closes our stdin when it is done (or dies): stop both, which closes the listeners.
-await new Response(Deno.stdin.readable).arrayBuffer();
-await Promise.all(servers.map((server) => server.stop()));
+// runMain: a path in use or a file in the way is one line on stderr, not a stack trace.
+await runMain(async () => {
+  if (Deno.args.length !== 1) throw new UsageError("usage: bench_server.ts PATH");
+  const options = { maxConnections: 100, idleSeconds: 60, quiet: true };
+  const tcp = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  // No `other` path to suggest: the bench has no --path flag.
+  const unix = await listenUnix(Deno.args[0]);
+  const servers = [echoServer(tcp, options), echoServer(unix, options)];
+  console.log(`listening on ${formatAddr(tcp.addr)}`);
+  console.log(`listening on ${formatAddr(unix.addr)}`);
+  // The bench closes our stdin when it is done (or dies): stop both, which closes the listeners.
+  await new Response(Deno.stdin.readable).arrayBuffer();
+  await Promise.all(servers.map((server) => server.stop()));
+});

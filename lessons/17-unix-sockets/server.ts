@@ -46,7 +46,7 @@ if (import.meta.main) {
       throw new UsageError("--mode sets a socket file's permissions; @NAME has no file");
     }
     checkPermission(flags.path, path, "server");
-    const listener = await listenUnix(path);
+    const listener = await listenUnix(path, "choose another --path");
     if (mode !== undefined) {
       // Between listen and chmod the file has the default permissions (from
       // the umask): a careful server creates it in a private directory.
@@ -71,25 +71,25 @@ if (import.meta.main) {
 
 /**
  * `Deno.listen` on a socket path; if the path is taken by a stale socket
- * file (nobody answers on it), removes it and tries once more.
+ * file (nobody answers on it), removes it and tries once more. `other` is
+ * the way to another path that the error messages suggest (the bench has
+ * no `--path`, so it passes none).
  */
-export async function listenUnix(path: string): Promise<Deno.UnixListener> {
+export async function listenUnix(path: string, other?: string): Promise<Deno.UnixListener> {
   try {
     return Deno.listen({ transport: "unix", path });
   } catch (error) {
-    if (!(error instanceof Deno.errors.AddrInUse)) throw listenError(error, path);
+    if (!(error instanceof Deno.errors.AddrInUse)) throw listenError(error, path, other);
   }
   // Something is at the path. Only a connection tells a live server from a leftover file.
   const where = formatAddr({ transport: "unix", path });
-  if (await answers(path)) {
-    throw new LessonError(
-      `${where} is in use by a running server: stop it first, or choose another --path`,
-    );
+  if (await answers(path, other)) {
+    throw new LessonError(`${where} is in use by a running server: stop it first${or(other)}`);
   }
   const info = Deno.lstatSync(path);
   if (!info.isSocket) {
     throw new LessonError(
-      `${path} exists and is not a socket: not removing it; choose another --path`,
+      `${path} exists and is not a socket: not removing it; ${other ?? "move it away first"}`,
     );
   }
   Deno.removeSync(path);
@@ -98,12 +98,12 @@ export async function listenUnix(path: string): Promise<Deno.UnixListener> {
     return Deno.listen({ transport: "unix", path });
   } catch (error) {
     // Another server took the path in the moment between: it is live, leave it.
-    throw listenError(error, path);
+    throw listenError(error, path, other);
   }
 }
 
 /** True if a server accepts a connection on `path` (then we close it at once). */
-async function answers(path: string): Promise<boolean> {
+async function answers(path: string, other: string | undefined): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const conn = await Promise.race([
@@ -117,17 +117,17 @@ async function answers(path: string): Promise<boolean> {
   } catch (error) {
     if (error instanceof Deno.errors.ConnectionRefused) return false; // nobody listens
     if (error instanceof Deno.errors.NotFound) return false; // gone meanwhile
-    throw listenError(error, path);
+    throw listenError(error, path, other);
   } finally {
     clearTimeout(timer);
   }
 }
 
 /** A one-line error for a failed listen on `path`. */
-function listenError(error: unknown, path: string): LessonError {
+function listenError(error: unknown, path: string, other: string | undefined): LessonError {
   const where = formatAddr({ transport: "unix", path });
   if (error instanceof Deno.errors.AddrInUse) {
-    return new LessonError(`${where} is in use: stop the other server, or choose another --path`);
+    return new LessonError(`${where} is in use: stop the other server${or(other)}`);
   }
   if (error instanceof Deno.errors.NotFound) {
     return new LessonError(`cannot listen on ${where}: its directory does not exist`);
@@ -137,6 +137,11 @@ function listenError(error: unknown, path: string): LessonError {
   }
   const message = error instanceof Error ? error.message : String(error);
   return new LessonError(`cannot listen on ${where}: ${message.replace(/ \(os error \d+\)$/, "")}`);
+}
+
+/** ", or choose another --path" for a message, or nothing if there is no other path. */
+function or(other: string | undefined): string {
+  return other === undefined ? "" : `, or ${other}`;
 }
 
 /** `--mode 600` as the number 0o600. */
