@@ -263,6 +263,22 @@ test("lesson 12: Ctrl-C says bye to everyone and exits 0", async () => {
   }
 });
 
+test("lesson 12: Ctrl-C does not wait for a connection that never sent /name", async () => {
+  await using server = await LessonServer.start("lesson12-server");
+  const silent = await User.connect(server.port); // never names itself
+  try {
+    // One answer, so the server has surely accepted it; then it says nothing.
+    assertEquals(await silent.ask("/users"), "error no-name send /name NAME first");
+    const stopping = server.stop("SIGINT", 5_000); // the idle timeout is 600 s
+    assertEquals(await silent.next(), "bye");
+    assertEquals(await silent.next(), null);
+    const result = await stopping;
+    assertEquals([result.code, result.timedOut, result.stderr], [0, false, ""]);
+  } finally {
+    silent.close();
+  }
+});
+
 test("lesson 12: the terminal client", async (t) => {
   await using server = await LessonServer.start("lesson12-server");
   const port = String(server.port);

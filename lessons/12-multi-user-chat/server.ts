@@ -75,7 +75,9 @@ export async function serveChat(
 
   log.flush();
   console.log(`shutting down: ${room.size} user${room.size === 1 ? "" : "s"} connected`);
-  for (const session of room.sessions()) session.end("server shutting down", "bye");
+  // Every connection, named or not: one that never sent /name would
+  // otherwise keep us waiting for its idle timeout.
+  for (const { session } of idle) session.end("server shutting down", "bye");
   await Promise.all(open); // each closes within closeGraceMs
   idle.stop();
   options.turns.stop();
