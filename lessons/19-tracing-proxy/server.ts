@@ -22,6 +22,7 @@
  * hostile network on demand); `--rewrite FROM=TO` changes bytes in every
  * line, the man in the middle that TLS (lesson 18) defeats.
  */
+import { concat } from "@std/bytes";
 import {
   closeQuietly,
   describeNetError,
@@ -146,10 +147,7 @@ export function replaceBytes(bytes: Uint8Array, from: Uint8Array, to: Uint8Array
   }
   if (start === 0) return bytes;
   pieces.push(bytes.subarray(start));
-  const out = new Uint8Array(pieces.reduce((sum, p) => sum + p.length, 0));
-  let at = 0;
-  for (const piece of pieces) out.set(piece, (at += piece.length) - piece.length);
-  return out;
+  return concat(pieces);
 }
 
 /**
@@ -226,9 +224,7 @@ export class LineRewriter {
   }
 
   #take(rewrite: boolean): Uint8Array {
-    let line: Uint8Array = new Uint8Array(this.#pendingBytes);
-    let at = 0;
-    for (const piece of this.#pending) line.set(piece, (at += piece.length) - piece.length);
+    let line: Uint8Array = concat(this.#pending);
     this.#pending = [];
     this.#pendingBytes = 0;
     const original = line;
@@ -323,9 +319,7 @@ async function relay(session: Session, options: ProxyOptions, touch: () => void)
   } catch (error) {
     // Nothing to relay to: close the client's connection (it sees EOF at
     // once, not a hang) and say why in one line.
-    const why = error instanceof Deno.errors.ConnectionRefused
-      ? "connection refused"
-      : describeNetError(error) ?? (error instanceof Error ? error.message : String(error));
+    const why = describeNetError(error) ?? (error instanceof Error ? error.message : String(error));
     console.log(
       `#${id} ${peer}: could not connect to ${target}: ${why}: closed the client's connection`,
     );
