@@ -337,6 +337,30 @@ test("lesson 12: the terminal client", async (t) => {
   });
 
   await t.step("the server going away: a clear notice, exit 1", async () => {
+    // A server that accepts the connection and never answers: given up after --timeout.
+    const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const accepted: Deno.TcpConn[] = [];
+    const accepting = silent.accept().then((conn) => accepted.push(conn), () => {});
+    try {
+      const started = Date.now();
+      const result = await runTask("lesson12-client", [
+        "--port",
+        String(silent.addr.port),
+        "--name",
+        "alice",
+        "--timeout",
+        "1",
+      ], { stdin: "", timeoutMs: 10_000 });
+      assertEquals([result.code, result.timedOut], [1, false]);
+      assertEquals(result.stderr, "* the server did not answer /name in 1 s\n");
+      assertEquals(result.stdout, "");
+      assert(Date.now() - started < 8_000, "the client waited far past --timeout");
+    } finally {
+      silent.close();
+      await accepting;
+      accepted.forEach(closeRaw);
+    }
+
     // A server that accepts the name, then hangs up.
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const serving = (async () => {

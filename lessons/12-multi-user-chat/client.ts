@@ -68,6 +68,8 @@ async function chat(lesson: number, args: string[]): Promise<void> {
   let waitingFor = 0;
   let named = false;
   let saidBye = false;
+  /** Why we gave up on the server ourselves (it did not answer in time). */
+  let gaveUp: string | undefined;
   /** Wakes whoever waits for an answer (the name, all answers, bye). */
   let onAnswer: () => void = () => {};
   const answered = () => new Promise<void>((resolve) => onAnswer = resolve);
@@ -153,20 +155,34 @@ async function chat(lesson: number, args: string[]): Promise<void> {
   };
   Deno.addSignalListener("SIGINT", leave);
 
+  /**
+   * Sends `/name NAME` and waits for its answer, at most --timeout seconds:
+   * a server that never answers is given up (closing the connection ends
+   * the read loop).
+   */
+  const askName = async (name: string) => {
+    const reply = answered();
+    await send(`/name ${name}`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) =>
+      timer = setTimeout(() => {
+        gaveUp = `the server did not answer /name in ${flags.timeout} s`;
+        closeQuietly(conn);
+        reading.finally(resolve); // so `over` is set when we go on
+      }, timeoutMs)
+    );
+    await Promise.race([reply, late]);
+    clearTimeout(timer);
+  };
+
   // The terminal, side by side with the connection.
   (async () => {
-    if (flags.name !== undefined) {
-      const reply = answered();
-      await send(`/name ${flags.name}`);
-      await reply;
-    }
+    if (flags.name !== undefined) await askName(flags.name);
     if (!named && !over) console.log("* your name? (1-32 letters, digits, _ or -)");
     for await (const line of readTerminalLines(MAX_LINE_BYTES)) {
       if (over || saidBye) return;
       if (!named) {
-        const reply = answered();
-        await send(`/name ${line.trim()}`);
-        await reply;
+        await askName(line.trim());
         continue;
       }
       if (line === "/help") console.log(HELP.join("\n"));
@@ -188,7 +204,7 @@ async function chat(lesson: number, args: string[]): Promise<void> {
   })();
 
   const ending = await reading;
-  if (ending !== "bye") throw new LessonError(`* ${ending}`);
+  if (ending !== "bye") throw new LessonError(`* ${gaveUp ?? ending}`);
   if (!named) throw new LessonError("* left without a name: none was accepted");
   Deno.removeSignalListener("SIGINT", leave);
 }
