@@ -50,9 +50,9 @@ class User {
     return this.#lines.shift()!;
   }
 
-  async ask(line: string): Promise<string | null> {
+  async ask(line: string, timeoutMs?: number): Promise<string | null> {
     await this.send(line);
-    return await this.next();
+    return await this.next(timeoutMs);
   }
 
   /** Lines until one equal to `line` (within `timeoutMs`); returns those skipped. */
@@ -421,6 +421,38 @@ Deno.test({
       users.forEach((user) => user.close());
       // SIGTERM, not SIGKILL: the cluster must stop its own programs (Redis, the servers).
       await cluster.stop("SIGTERM", 15_000);
+    }
+  },
+});
+
+Deno.test({
+  name: "lesson 20: Redis frozen (SIGSTOP): /name is answered, the server goes on alone and stops",
+  ignore,
+  async fn() {
+    await using cluster = await Cluster.start(1);
+    const [a] = cluster.servers;
+    const alice = await cluster.user(a, "alice");
+    const bob = await cluster.user(a);
+    // The connection stays open, but nothing answers: no error, no close, only silence.
+    cluster.redis.process.signal("SIGSTOP");
+    try {
+      const started = Date.now();
+      assertEquals(await bob.ask("/name bob", 6_000), "ok name bob");
+      const elapsed = Date.now() - started;
+      assert(elapsed >= 1_500 && elapsed < 5_000, `took ${elapsed} ms`);
+      const away = "from [server] the other chat servers are out of reach: " +
+        "only users on this server for now";
+      assertEquals(await alice.until("joined bob", 5_000), [away]);
+      assert(await a.waitForLine(/^redis: lost redis:\/\/.* \(no answer in time\)/));
+      assertEquals(await bob.ask("/to alice still here"), "ok sent alice");
+      assertEquals(await alice.next(), "from bob still here");
+      // Shutdown does not wait forever for a Redis that does not answer.
+      const stopping = Date.now();
+      const result = await a.stop("SIGTERM", 15_000);
+      assertEquals([result.code, result.timedOut], [0, false]);
+      assert(Date.now() - stopping < 8_000, `stopped in ${Date.now() - stopping} ms`);
+    } finally {
+      cluster.redis.process.signal("SIGCONT");
     }
   },
 });

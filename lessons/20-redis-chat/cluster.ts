@@ -94,6 +94,11 @@ export class ChildProgram {
     }
   }
 
+  /** Sends `signal` and returns at once (e.g. SIGSTOP and SIGCONT to freeze a program and thaw it). */
+  signal(signal: Deno.Signal): void {
+    this.#child.kill(signal);
+  }
+
   /** Sends `signal`; after `graceMs` without an exit, SIGKILL. Returns the exit code. */
   async stop(signal: Deno.Signal = "SIGTERM", graceMs = 5_000): Promise<number> {
     try {

@@ -106,20 +106,23 @@ export class SharedRoom extends ChatRoom {
   #pending = new Set<Promise<unknown>>();
   #ticker: ReturnType<typeof setInterval> | undefined;
   #startDeadline: ReturnType<typeof setTimeout> | undefined;
+  #eventListener = (message: string) => this.#onEvent(message);
+  #messageListener = (message: string) => this.#onMessage(message);
+  /** How long we wait for any answer from Redis (see #ask). */
+  #timeoutMs: number;
 
   /** @param options where Redis is, this server's id, the expiry, the logs */
   constructor(options: SharedRoomOptions) {
     super(options.log);
     this.id = options.serverId;
     this.#options = options;
-    const timeout = options.commandTimeoutMs ?? 2_000;
+    this.#timeoutMs = options.commandTimeoutMs ?? 2_000;
     this.#redis = createClient({
       url: options.url,
       // Fail at once while Redis is away instead of queueing commands for later.
       disableOfflineQueue: true,
-      commandOptions: { timeout },
       socket: {
-        connectTimeout: timeout,
+        connectTimeout: this.#timeoutMs,
         // Try again after 0.1, 0.2, 0.4 ... at most 5 s, with jitter so that
         // many servers do not all knock at the same moment.
         reconnectStrategy: (retries: number) =>
@@ -148,7 +151,7 @@ export class SharedRoom extends ChatRoom {
     // that accepts the connection but answers nothing needs a deadline of its own.
     this.#startDeadline = setTimeout(() => {
       if (!this.#online) this.#away(new Error("no answer in time"));
-    }, 2 * (this.#options.commandTimeoutMs ?? 2_000));
+    }, 2 * this.#timeoutMs);
   }
 
   /** Waits for what is still being sent (bounded by the command timeout), then disconnects. */
@@ -157,10 +160,12 @@ export class SharedRoom extends ChatRoom {
     clearInterval(this.#ticker);
     clearTimeout(this.#startDeadline);
     await Promise.allSettled(this.#pending);
-    for (const client of [this.#redis, this.#subscriber]) {
-      if (client.isReady) await client.close().catch(() => client.destroy());
+    // A polite close waits for the answers still due: a Redis that stopped
+    // answering gets the same deadline as any command, then we hang up.
+    await Promise.all([this.#redis, this.#subscriber].map(async (client) => {
+      if (client.isReady) await this.#ask(client.close()).catch(() => client.destroy());
       else if (client.isOpen) client.destroy();
-    }
+    }));
   }
 
   /** The users here and on every other server, sorted. */
@@ -186,10 +191,10 @@ export class SharedRoom extends ChatRoom {
     if (this.has(name)) return false;
     if (this.#online) {
       try {
-        const reply = await this.#redis.set(NAME_PREFIX + name, this.id, {
+        const reply = await this.#ask(this.#redis.set(NAME_PREFIX + name, this.id, {
           NX: true,
           PX: this.#options.expiryMs,
-        });
+        }));
         if (reply === null) return false; // another server has it
       } catch (error) {
         this.#away(error); // then the name is only checked here, like lesson 12
@@ -219,9 +224,25 @@ export class SharedRoom extends ChatRoom {
     this.broadcast(undefined, `from ${NOTICE_FROM} ${text}`);
   }
 
+  /**
+   * Waits for a Redis command's answer, at most the command deadline (2 s):
+   * past it, the promise fails and the caller treats Redis as away. node-redis's
+   * own `timeout` option only bounds the wait before a command is sent, not the
+   * wait for its answer: a Redis that stops answering (a frozen process, a
+   * network that drops everything) would keep us waiting forever.
+   */
+  #ask<T>(command: Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("no answer in time")), this.#timeoutMs);
+    });
+    // The late answer, if one ever comes, is ignored (race handles its failure too).
+    return Promise.race([command, deadline]).finally(() => clearTimeout(timer));
+  }
+
   /** Sends a command without making anyone wait for it; a failure means Redis is away. */
   #background(command: Promise<unknown>): Promise<void> {
-    const sent = command.then(() => {}, (error) => this.#away(error));
+    const sent = this.#ask(command).then(() => {}, (error) => this.#away(error));
     this.#pending.add(sent);
     sent.finally(() => this.#pending.delete(sent));
     return sent;
@@ -288,8 +309,10 @@ export class SharedRoom extends ChatRoom {
     try {
       if (!this.#subscribed) {
         // node-redis subscribes again by itself after a reconnect.
-        await this.#subscriber.subscribe(EVENTS, (message) => this.#onEvent(message));
-        await this.#subscriber.subscribe(inbox(this.id), (message) => this.#onMessage(message));
+        // The same listener functions each time: node-redis keeps a set of them,
+        // so a subscribe that timed out and is tried again adds no second one.
+        await this.#ask(this.#subscriber.subscribe(EVENTS, this.#eventListener));
+        await this.#ask(this.#subscriber.subscribe(inbox(this.id), this.#messageListener));
         this.#subscribed = true;
       }
       await this.#keepNames();
@@ -318,10 +341,10 @@ export class SharedRoom extends ChatRoom {
   async #keepNames(): Promise<void> {
     const names = super.users();
     const kept = await Promise.all(names.map((name) =>
-      this.#redis.eval(KEEP_NAME, {
+      this.#ask(this.#redis.eval(KEEP_NAME, {
         keys: [NAME_PREFIX + name],
         arguments: [this.id, String(this.#options.expiryMs)],
-      })
+      }))
     ));
     names.forEach((name, i) => {
       if (kept[i] !== 0) return;
@@ -343,10 +366,12 @@ export class SharedRoom extends ChatRoom {
     const holders = new Map<string, string>();
     let cursor = "0";
     do {
-      const page = await this.#redis.scan(cursor, { MATCH: `${NAME_PREFIX}*`, COUNT: 1000 });
+      const page = await this.#ask(
+        this.#redis.scan(cursor, { MATCH: `${NAME_PREFIX}*`, COUNT: 1000 }),
+      );
       cursor = String(page.cursor);
       if (page.keys.length === 0) continue;
-      const servers = await this.#redis.mGet(page.keys);
+      const servers = await this.#ask(this.#redis.mGet(page.keys));
       page.keys.forEach((key, i) => {
         const server = servers[i];
         if (server !== null) holders.set(key.slice(NAME_PREFIX.length), String(server));
