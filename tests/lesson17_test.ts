@@ -175,3 +175,42 @@ Deno.test("lesson 17: the bench server fails in one line, without --path advice"
     await Deno.remove(file);
   }
 });
+
+Deno.test({
+  name: 'lesson 17: Ctrl-C on an abstract name says "stopped", not "removed"',
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    // The tasks refuse @NAME (it needs plain --allow-net), so run server.ts itself.
+    const name = `@lesson17-test-${Deno.pid}`;
+    const child = new Deno.Command("deno", {
+      args: ["run", "--no-prompt", "--allow-net", "lessons/17-unix-sockets/server.ts"]
+        .concat(["--path", name]),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(20_000),
+    }).spawn();
+    const output = child.output();
+    // Wait (bounded) until it listens: a client gets lesson 05's answers on the name.
+    let answered = false;
+    for (let i = 0; i < 100 && !answered; i++) {
+      const client = await new Deno.Command("deno", {
+        args: ["run", "--no-prompt", "--allow-net", "lessons/17-unix-sockets/client.ts"]
+          .concat(["--path", name, "--message", "Hello"]),
+        stdin: "null",
+        signal: AbortSignal.timeout(20_000),
+      }).output();
+      answered = new TextDecoder().decode(client.stdout) === "> Hello\n< 1: olleH\n";
+      if (!answered) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    child.kill("SIGINT");
+    const result = await output;
+    const lines = new TextDecoder().decode(result.stdout).trimEnd().split("\n");
+    assert(answered, "the server never answered on its abstract name");
+    assertEquals([result.code, lines[0], lines.at(-1)], [
+      0,
+      `listening on unix:${name}`,
+      "stopped",
+    ]);
+  },
+});

@@ -56,11 +56,13 @@ if (import.meta.main) {
     console.log(`listening on ${formatAddr(listener.addr)}`);
 
     // Ctrl-C or SIGTERM: close the listener and remove the socket file, so
-    // the next server finds the path free.
+    // the next server finds the path free. Deno 2.9 removes the file too, but
+    // only once the pending accept has ended, which is after Deno.exit: so we
+    // remove it ourselves. An abstract name (@NAME) has no file to remove.
     const stop = () => {
-      listener.close(); // Deno 2.9 also removes the file here; other runtimes do not
-      removeIfThere(path);
-      console.log(`stopped: removed ${flags.path}`);
+      listener.close();
+      if (!abstract) removeIfThere(path);
+      console.log(abstract ? "stopped" : `stopped: removed ${flags.path}`);
       Deno.exit(0);
     };
     Deno.addSignalListener("SIGINT", stop);
@@ -152,9 +154,8 @@ function parseMode(text: string): number {
   return parseInt(text, 8);
 }
 
-/** Removes the socket file at `path` if it is still there (not for abstract names). */
+/** Removes the socket file at `path` if it is still there. */
 function removeIfThere(path: string): void {
-  if (path.startsWith("\0")) return;
   try {
     Deno.removeSync(path);
   } catch (error) {
