@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { test } from "./_checks.ts";
 import { readWithTimeout, writeAll } from "../lib/io.ts";
 import { LineDecoder } from "../lib/lines.ts";
@@ -213,6 +213,15 @@ test("lesson 12: 200 users at once", async () => {
       await user.send("/users");
       assertEquals(await user.until(/^users /), all);
     }));
+    // The terminal client shows that long `users` line too (33 bytes per user).
+    const client = await runTask("lesson12-client", [
+      "--port",
+      String(server.port),
+      "--name",
+      "watcher",
+    ], { stdin: "/users\n" });
+    assertEquals([client.code, client.stderr], [0, ""]);
+    assertStringIncludes(client.stdout, `* here: ${[...names, "watcher"].join(", ")}\n`);
     // user000 talks to everyone else, one message each.
     await Promise.all(names.slice(1).map((name) => users[0].send(`/to ${name} hi ${name}`)));
     await Promise.all(

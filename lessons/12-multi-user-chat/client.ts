@@ -15,6 +15,7 @@
 import {
   closeQuietly,
   connect,
+  DEFAULT_MAX_LINE_BYTES,
   describeNetError,
   LessonError,
   LineDecoder,
@@ -28,8 +29,12 @@ import {
 import { readTerminalLines } from "../../lib/terminal.ts";
 import { MAX_LINE_BYTES, NAME_PATTERN } from "./room.ts";
 
-/** Server lines are `from NAME TEXT`: a little longer than the longest TEXT. */
-const MAX_SERVER_LINE_BYTES = MAX_LINE_BYTES + 64;
+/**
+ * The longest server line we accept. A `from NAME TEXT` line is a little
+ * longer than the longest TEXT, and a `users` line grows with the users (33
+ * bytes each): 64 KiB holds about 1,980 of them.
+ */
+const MAX_SERVER_LINE_BYTES = DEFAULT_MAX_LINE_BYTES;
 
 const HELP = [
   "* commands:",
