@@ -103,7 +103,7 @@ Deno.test("lesson 17: --mode sets the socket file's permissions", async () => {
   ]);
   const bad = await runTask("lesson17-server", ["--mode", "999"]);
   assertEquals([bad.code, bad.stderr], [
-    1,
+    2, // a bad flag value is a usage error, like every other bad flag
     '--mode must be octal permissions such as 600 or 660, got "999"\n',
   ]);
   // An abstract name is no file: --mode is refused before anything listens.

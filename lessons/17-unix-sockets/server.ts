@@ -149,7 +149,7 @@ function or(other: string | undefined): string {
 /** `--mode 600` as the number 0o600. */
 function parseMode(text: string): number {
   if (!/^[0-7]{3,4}$/.test(text)) {
-    throw new LessonError(`--mode must be octal permissions such as 600 or 660, got "${text}"`);
+    throw new UsageError(`--mode must be octal permissions such as 600 or 660, got "${text}"`);
   }
   return parseInt(text, 8);
 }
