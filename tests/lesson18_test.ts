@@ -19,6 +19,7 @@ import {
   readToEnd,
   runTask,
 } from "./_helpers.ts";
+import { HandOvers } from "../lessons/18-tls/server.ts";
 
 const CERTS = "lessons/18-tls/certs";
 /** This test's certificate folder, made by the first test that needs it. */
@@ -215,7 +216,7 @@ Deno.test("lesson 18: certificates the client must refuse", async (t) => {
   const cases: [string, string[], string, RegExp][] = [
     [
       "expired",
-      ["--expired"],
+      ["--cert", "expired"],
       "invalid peer certificate: certificate expired on 2020-01-31 (the certificate's " +
       "validity has ended: the server needs a new one)",
       /received fatal alert: CertificateExpired/,
@@ -367,4 +368,27 @@ Deno.test("lesson 18: missing certificates are one line that says how to make th
   ]);
   const bad = await runTask("lesson18-server", ["--certs", DIR, "--cert", "self-made"]);
   assertEquals([bad.code, bad.stderr], [2, "--cert must be one of server, expired, no-san, ca\n"]);
+});
+
+Deno.test("lesson 18: STARTTLS hand-overs: only a connect in flight is waited for", async () => {
+  // A plain TCP listener stands in for the private TLS port.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const handOvers = new HandOvers();
+  const client: Deno.NetAddr = { transport: "tcp", hostname: "192.0.2.7", port: 4242 };
+
+  // A hand-over: accepted, and claimed by the client behind it.
+  const [tls, accepted] = await Promise.all([
+    handOvers.connect(listener.addr, client),
+    listener.accept(),
+  ]);
+  assertEquals(await handOvers.take(accepted.remoteAddr.port), client);
+
+  // A stranger (no hand-over in flight): not claimed, and not waited on.
+  const stranger = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  const unclaimed = await listener.accept();
+  const started = Date.now();
+  assertEquals(await handOvers.take(unclaimed.remoteAddr.port), undefined);
+  const waited = Date.now() - started;
+  assert(waited < 200, `waited ${waited} ms`);
+  [tls, accepted, stranger, unclaimed].forEach(closeRaw);
 });

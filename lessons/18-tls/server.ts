@@ -67,28 +67,40 @@ function readCertificate(dir: string, name: string): { cert: string; key: string
 
 /**
  * Who is behind each STARTTLS hand-over connection, by its local port. The
- * TLS listener may accept a hand-over before `startTls` has written it down
- * (both happen at once), so `take` waits a moment for it.
+ * TLS listener may accept a hand-over before `connect` has written it down
+ * (both happen at once), so `take` waits for the connects still in flight,
+ * and only for those: a connection no hand-over claims is not waited on.
+ * (Exported for the tests.)
  */
-class HandOvers {
+export class HandOvers {
   #peers = new Map<number, Deno.NetAddr>();
-  #waiting = new Map<number, () => void>();
+  #connecting = 0;
+  #landed: (() => void)[] = [];
 
-  set(port: number, peer: Deno.NetAddr): void {
-    this.#peers.set(port, peer);
-    this.#waiting.get(port)?.();
+  /** Opens a hand-over connection to the TLS listener for `peer`, and writes it down. */
+  async connect(tlsAddr: Deno.NetAddr, peer: Deno.NetAddr): Promise<Deno.TcpConn> {
+    this.#connecting++;
+    try {
+      const tls = await Deno.connect({ hostname: tlsAddr.hostname, port: tlsAddr.port });
+      this.#peers.set(tls.localAddr.port, peer);
+      return tls;
+    } finally {
+      this.#connecting--;
+      for (const wake of this.#landed.splice(0)) wake();
+    }
   }
 
-  /** The client behind `port`, or undefined if none is written down within 1 s. */
+  /** The client behind `port`, or undefined if no hand-over claims it. */
   async take(port: number): Promise<Deno.NetAddr | undefined> {
-    if (!this.#peers.has(port)) {
+    // Wait while a connect is in flight (it may be this one), 1 s at most.
+    const deadline = Date.now() + 1000;
+    while (!this.#peers.has(port) && this.#connecting > 0 && Date.now() < deadline) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
-        this.#waiting.set(port, resolve);
-        timer = setTimeout(resolve, 1000);
+        this.#landed.push(resolve);
+        timer = setTimeout(resolve, deadline - Date.now());
       });
       clearTimeout(timer);
-      this.#waiting.delete(port);
     }
     const peer = this.#peers.get(port);
     this.#peers.delete(port);
@@ -116,8 +128,20 @@ class TlsLineListener implements Deno.Listener<TlsLineConn, Deno.NetAddr> {
   }
 
   async accept(): Promise<TlsLineConn> {
-    const conn = await this.#inner.accept(); // TCP only: the handshake comes with the first read
-    const remoteAddr = (await this.#handedOver?.take(conn.remoteAddr.port)) ?? conn.remoteAddr;
+    let conn: Deno.TlsConn;
+    let remoteAddr: Deno.NetAddr;
+    while (true) {
+      conn = await this.#inner.accept(); // TCP only: the handshake comes with the first read
+      remoteAddr = conn.remoteAddr;
+      if (!this.#handedOver) break;
+      const client = await this.#handedOver.take(conn.remoteAddr.port);
+      if (client) {
+        remoteAddr = client;
+        break;
+      }
+      // No hand-over of ours: someone else found the private port. Not served.
+      closeQuietly(conn);
+    }
     const peer = formatAddr(remoteAddr);
     return new TlsLineConn(conn, {
       remoteAddr,
@@ -185,11 +209,10 @@ async function startTls(
     }
     await say(GO_AHEAD);
     console.log(`STARTTLS from ${peer}: handing the connection to the TLS listener`);
-    tls = await Deno.connect({ hostname: tlsAddr.hostname, port: tlsAddr.port });
+    tls = await handedOver.connect(tlsAddr, conn.remoteAddr);
     // Small TLS records must not wait for delayed ACKs on the way (see client.ts).
     conn.setNoDelay(true);
     tls.setNoDelay(true);
-    handedOver.set(tls.localAddr.port, conn.remoteAddr);
     await Promise.all([relay(conn, tls, idleMs), relay(tls, conn, idleMs)]);
   } catch (error) {
     const reason = describeNetError(error);
@@ -239,12 +262,11 @@ if (import.meta.main) {
           default: "server",
           value: "NAME",
         },
-        expired: { type: "boolean", description: "serve the expired certificate (--cert expired)" },
         starttls: { type: "boolean", description: "plain text first; TLS after STARTTLS" },
         ...SERVER_FLAGS,
       },
     });
-    const { cert, key } = readCertificate(flags.certs, flags.expired ? "expired" : flags.cert);
+    const { cert, key } = readCertificate(flags.certs, flags.cert);
     const tlsOptions = { cert, key, alpnProtocols: [ALPN] };
 
     if (!flags.starttls) {
