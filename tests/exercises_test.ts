@@ -258,3 +258,32 @@ Deno.test("exercise --watch checks again for a save made during a check", async 
   assertEquals(output.split("\nExercise 02: ").length, 3, output); // checked twice
   assertEquals(read(path), text);
 });
+
+Deno.test("exercise: Ctrl-C during a check deletes its scratch copy", async () => {
+  const scratch = new URL(".exercise-runs/", ROOT);
+  const entries = () => {
+    try {
+      return [...Deno.readDirSync(scratch)].map((entry) => entry.name);
+    } catch {
+      return []; // not made yet
+    }
+  };
+  const before = entries();
+  const child = new Deno.Command("deno", {
+    args: [...taskArgs("exercise"), "02"],
+    cwd: ROOT,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  // Wait (10 s at most) for its scratch copy to appear, then press Ctrl-C.
+  let copy: string | undefined;
+  for (let waited = 0; !copy && waited < 10_000; waited += 20) {
+    copy = entries().find((name) => name.startsWith("02-echo-") && !before.includes(name));
+    if (!copy) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  child.kill(copy ? "SIGINT" : "SIGKILL");
+  const status = await child.status;
+  if (!copy) throw new Error("no scratch copy appeared in .exercise-runs/");
+  assertEquals(status.code, 130);
+  assertEquals(entries().filter((name) => name === copy), [], "the scratch copy was left behind");
+});

@@ -60,6 +60,26 @@ async function copyTree(from: URL, to: URL): Promise<void> {
   }
 }
 
+/** The scratch copies in use: Ctrl-C deletes them (the `finally` below would not run). */
+const copiesInUse = new Set<URL>();
+
+/** On Ctrl-C (or `kill`), deletes the scratch copies in use, then exits. */
+function deleteCopiesOnCtrlC(): void {
+  // The codes a shell reports for a program stopped by these signals.
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    Deno.addSignalListener(signal, () => {
+      for (const copy of copiesInUse) {
+        try {
+          Deno.removeSync(copy, { recursive: true });
+        } catch {
+          // gone already
+        }
+      }
+      Deno.exit(code);
+    });
+  }
+}
+
 /**
  * A scratch copy of the course with `source` in the place of the lesson's
  * file; `prepare` may change the copy first (`--verify` copies the lesson's
@@ -76,6 +96,7 @@ async function withScratchCopy<T>(
     `${await Deno.makeTempDir({ dir: SCRATCH.pathname, prefix: exercise.dir + "-" })}/`,
     "file://",
   );
+  copiesInUse.add(copy);
   try {
     for (const name of COURSE) await copyTree(new URL(name, ROOT), new URL(name, copy));
     await prepare?.(copy);
@@ -86,6 +107,7 @@ async function withScratchCopy<T>(
     return await work(copy);
   } finally {
     await Deno.remove(copy, { recursive: true }).catch(() => {});
+    copiesInUse.delete(copy);
   }
 }
 
@@ -442,6 +464,7 @@ function usage(): string {
 }
 
 if (import.meta.main) {
+  deleteCopiesOnCtrlC();
   const args = Deno.args.filter((arg) => arg !== "--");
   const fail = (message: string): never => {
     console.error(message);
