@@ -81,7 +81,7 @@ export async function listenUnix(path: string, other?: string): Promise<Deno.Uni
   try {
     return Deno.listen({ transport: "unix", path });
   } catch (error) {
-    if (!(error instanceof Deno.errors.AddrInUse)) throw listenError(error, path, other);
+    if (!(error instanceof Deno.errors.AddrInUse)) throw unixListenError(error, path, other);
   }
   // Something is at the path. Only a connection tells a live server from a leftover file.
   const where = formatAddr({ transport: "unix", path });
@@ -100,7 +100,7 @@ export async function listenUnix(path: string, other?: string): Promise<Deno.Uni
     return Deno.listen({ transport: "unix", path });
   } catch (error) {
     // Another server took the path in the moment between: it is live, leave it.
-    throw listenError(error, path, other);
+    throw unixListenError(error, path, other);
   }
 }
 
@@ -119,14 +119,14 @@ async function answers(path: string, other: string | undefined): Promise<boolean
   } catch (error) {
     if (error instanceof Deno.errors.ConnectionRefused) return false; // nobody listens
     if (error instanceof Deno.errors.NotFound) return false; // gone meanwhile
-    throw listenError(error, path, other);
+    throw unixListenError(error, path, other);
   } finally {
     clearTimeout(timer);
   }
 }
 
-/** A one-line error for a failed listen on `path`. */
-function listenError(error: unknown, path: string, other: string | undefined): LessonError {
+/** A one-line error for a failed listen on socket `path` (lib/net.ts's listenError is for TCP). */
+function unixListenError(error: unknown, path: string, other: string | undefined): LessonError {
   const where = formatAddr({ transport: "unix", path });
   if (error instanceof Deno.errors.AddrInUse) {
     return new LessonError(`${where} is in use: stop the other server${or(other)}`);
