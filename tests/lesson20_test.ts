@@ -456,3 +456,15 @@ Deno.test({
     }
   },
 });
+
+Deno.test("lesson 20: a malformed --redis URL is a usage error, before listening", async () => {
+  for (const url of ["redis://127.0.0.1:99999", "redis://[bad", "http://127.0.0.1:6379"]) {
+    const result = await runTask("lesson20-server", ["--port", "0", "--redis", url]);
+    assertEquals(result.code, 2, url);
+    assertEquals(result.stdout, "", url); // no "listening on"
+    assertEquals(
+      result.stderr.trim(),
+      `--redis must be a URL such as redis://127.0.0.1:6379, got "${url}"`,
+    );
+  }
+});

@@ -33,6 +33,26 @@ export const SHARED_CHAT_FLAGS = {
   },
 } as const;
 
+/**
+ * Throws a {@linkcode UsageError} unless `text` is a Redis URL node-redis can
+ * use: `redis://` or `rediss://` (TLS), a host, and a port from 1 to 65535 if
+ * one is given (the default is 6379). `new URL` rejects what cannot be parsed
+ * (`redis://[bad`, a port over 65535); the rest we check ourselves.
+ */
+export function checkRedisUrl(text: string): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch { /* not a URL at all: said below */ }
+  const port = url?.port ? Number(url.port) : 6379;
+  if (
+    url === undefined || !/^rediss?:$/.test(url.protocol) || url.hostname === "" ||
+    port < 1 || port > 65535
+  ) {
+    throw new UsageError(`--redis must be a URL such as redis://127.0.0.1:6379, got "${text}"`);
+  }
+}
+
 if (import.meta.main) {
   await runMain(async () => {
     const flags = parseFlags(Deno.args, {
@@ -43,11 +63,7 @@ if (import.meta.main) {
       flags: SHARED_CHAT_FLAGS,
       epilog: "Example: deno task lesson20-server --port 65421 --redis redis://127.0.0.1:6379",
     });
-    if (!/^rediss?:\/\/[^/]/.test(flags.redis)) {
-      throw new UsageError(
-        `--redis must be a URL such as redis://127.0.0.1:6379, got "${flags.redis}"`,
-      );
-    }
+    checkRedisUrl(flags.redis); // before listening: a bad URL is a usage error, not a crash
     const listener = listen({ host: flags.host, port: flags.port, lesson: 20 });
     const log = new ThrottledLog();
     // Unique per process: a server restarted on the same port is a new server.
