@@ -191,6 +191,24 @@ test("lesson 12: a client that never reads is cut off; the others are unaffected
   assert(await server.waitForLine("slow left: too slow to read"));
 });
 
+test("lesson 12: the smallest --max-queue still holds the longest line", async () => {
+  await using server = await LessonServer.start("lesson12-server", ["--max-queue", "8192"]);
+  const long = "a".repeat(32); // the longest name
+  const sender = await User.connect(server.port, long);
+  const reader = await User.connect(server.port, "reader");
+  try {
+    assertEquals(await sender.next(), "joined reader");
+    assertEquals(await sender.ask("/chat reader"), "ok chat reader");
+    // A plain line of 4,096 bytes: `from NAME TEXT` is longer than that.
+    const text = "x".repeat(4096);
+    assertEquals(await sender.ask(text), "ok sent reader");
+    assertEquals(await reader.next(), `from ${long} ${text}`);
+    assertEquals(await reader.ask("/users"), `users ${long} reader`);
+  } finally {
+    [sender, reader].forEach((user) => user.close());
+  }
+});
+
 test("lesson 12: 200 users at once", async () => {
   await using server = await LessonServer.start("lesson12-server");
   const names = Array.from({ length: 200 }, (_, i) => `user${String(i).padStart(3, "0")}`);

@@ -33,7 +33,8 @@ export const CHAT_FLAGS = {
     description: "the most bytes waiting for one client; a client that lets more pile up " +
       "is too slow and is cut off",
     default: 256 * 1024,
-    min: 4098,
+    // Room for the longest `from NAME TEXT` line (4,129 bytes with its LF), and more.
+    min: 8192,
     value: "BYTES",
   },
 } as const;
