@@ -5,7 +5,8 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { test } from "./_checks.ts";
-import { decode, encode, LessonServer, runTask } from "./_helpers.ts";
+import { decode, encode, LessonServer, runTask, sleep } from "./_helpers.ts";
+import { Replies } from "../lessons/14-udp/replies.ts";
 
 const VERSION = "version=Deno Socket Lessons 14";
 
@@ -495,6 +496,36 @@ test("lesson 14: a fake server that repeats, reorders, forges and floods", async
       assertEquals(result.stdout.split("\n").filter((l) => l === "> mine").length, tries);
     },
   );
+});
+
+test("lesson 14: replies over the client's queue are counted as dropped, not ignored", async () => {
+  await using server = new Peer();
+  await using stranger = new Peer();
+  const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const replies = new Replies(
+    socket,
+    { transport: "udp", hostname: "127.0.0.1", port: server.port },
+    1000,
+  );
+  try {
+    const port = (socket.addr as Deno.NetAddr).port;
+    await stranger.send("pong 1 1.000", port);
+    // 1,005 replies that nobody reads yet, in small bursts so that the
+    // kernel's receive buffer never overflows: the queue holds 1,000.
+    for (let i = 0; i < 1005; i++) {
+      await server.send(`reply ${i}`, port);
+      if (i % 50 === 49) await sleep(5);
+    }
+    for (let waited = 0; replies.dropped < 5 && waited < 5_000; waited += 20) await sleep(20);
+    assertEquals([replies.dropped, replies.ignored], [5, 1]);
+    // The first 1,000 wait in order; the last 5 are gone.
+    let read = 0;
+    while ((await replies.next(performance.now() + 200)) === `reply ${read}`) read++;
+    assertEquals(read, 1000);
+  } finally {
+    socket.close();
+    await replies.finished();
+  }
 });
 
 test("lesson 14: one client's trouble does not stop the server", async () => {

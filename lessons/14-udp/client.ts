@@ -178,8 +178,15 @@ async function ping(
   const lost = sent - received.size;
   console.log(`--- ${where} ping statistics ---`);
   const ignored = replies.ignored > 0 ? `, ${replies.ignored} other datagrams ignored` : "";
+  // Replies that arrived while our queue was full: answered, but thrown away here.
+  const dropped = replies.dropped > 0
+    ? `, ${replies.dropped} ${
+      replies.dropped === 1 ? "reply" : "replies"
+    } dropped (client queue full)`
+    : "";
   console.log(
-    `${sent} sent, ${received.size} received, ${+(lost * 100 / sent).toFixed(1)}% loss${ignored}`,
+    `${sent} sent, ${received.size} received, ${+(lost * 100 / sent).toFixed(1)}% loss` +
+      ignored + dropped,
   );
   if (rtts.length === 0) {
     throw new LessonError(`no reply to any of ${sent} pings: ${noServerHint(server)}`);

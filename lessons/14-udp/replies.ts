@@ -21,8 +21,13 @@ import { formatAddr, utf8Decode } from "../../lib/mod.ts";
 const MAX_QUEUED = 1000;
 
 export class Replies {
-  /** Datagrams dropped: from someone else, too long, not text, or queue full. */
+  /** Datagrams ignored: from someone else, too long, or not text. */
   ignored = 0;
+  /**
+   * Replies from the server dropped because `MAX_QUEUED` were already waiting
+   * (we read too slowly): the server did answer, but we threw the answer away.
+   */
+  dropped = 0;
   #queue: string[] = [];
   #wake: (() => void) | undefined;
   #done: Promise<void>;
@@ -51,11 +56,12 @@ export class Replies {
         } catch {
           text = undefined;
         }
-        if (
-          formatAddr(from) !== expected || data.length > maxBytes || text === undefined ||
-          this.#queue.length >= MAX_QUEUED
-        ) {
+        if (formatAddr(from) !== expected || data.length > maxBytes || text === undefined) {
           this.ignored++;
+          continue;
+        }
+        if (this.#queue.length >= MAX_QUEUED) {
+          this.dropped++;
           continue;
         }
         this.#queue.push(text);
