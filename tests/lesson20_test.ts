@@ -468,3 +468,20 @@ Deno.test("lesson 20: a malformed --redis URL is a usage error, before listening
     );
   }
 });
+
+Deno.test("lesson 20: ChildProgram keeps only a program's first lines, and still sees later ones", async () => {
+  const program = new ChildProgram("deno", [
+    "eval",
+    "for (let i = 1; i <= 1000; i++) console.log(`line ${i}`)",
+  ]);
+  try {
+    assertEquals(await program.waitForLine(/^line 1000$/), "line 1000");
+    assertEquals(await program.exited, 0);
+    assertEquals(program.lines.length, 200);
+    assertEquals(program.lines.at(-1), "line 200");
+    // A line that never comes: the wait ends when the program's output does.
+    assertEquals(await program.waitForLine(/^line 1001$/), undefined);
+  } finally {
+    await program.stop("SIGKILL");
+  }
+});

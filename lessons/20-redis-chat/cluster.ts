@@ -26,16 +26,25 @@ export function freePort(): number {
   return port;
 }
 
+/**
+ * How many of a program's first lines {@linkcode ChildProgram} keeps: enough
+ * for its start (`listening on`, `redis: connected`) and for an error message
+ * if it fails to start. A cluster runs for hours: keeping every line would
+ * grow its memory without end.
+ */
+const KEPT_LINES = 200;
+
 /** One program we started: its output line by line, a bounded wait for a line, a stop. */
 export class ChildProgram {
-  /** What it printed so far (stdout and stderr), line by line. */
+  /** Its first lines (stdout and stderr), at most {@linkcode KEPT_LINES}; `onLine` sees them all. */
   readonly lines: string[] = [];
   /** The operating system's id of the process. */
   readonly pid: number;
   /** Resolves with the exit code when the program ends. */
   readonly exited: Promise<number>;
   #child: Deno.ChildProcess;
-  #waiters: (() => void)[] = [];
+  /** Called with every line as it comes (the waits of waitForLine). */
+  #listeners = new Set<(line: string) => void>();
   #reading: Promise<void>;
 
   /**
@@ -65,33 +74,35 @@ export class ChildProgram {
     const read = async (stream: ReadableStream<Uint8Array>) => {
       const lines = stream.pipeThrough(new TextDecoderStream()).pipeThrough(new TextLineStream());
       for await (const line of lines as AsyncIterable<string>) {
-        this.lines.push(line);
+        if (this.lines.length < KEPT_LINES) this.lines.push(line);
         onLine(line);
-        for (const wake of this.#waiters.splice(0)) wake();
+        for (const listener of this.#listeners) listener(line);
       }
     };
     this.#reading = Promise.all([read(this.#child.stdout), read(this.#child.stderr)]).then(
       () => {},
     );
     this.exited = this.#child.status.then((status) => status.code);
-    this.exited.then(() => this.#waiters.splice(0).forEach((wake) => wake()));
   }
 
   /** Waits up to `timeoutMs` for a line matching `pattern`; returns it, or undefined. */
-  async waitForLine(pattern: RegExp, timeoutMs = 10_000): Promise<string | undefined> {
-    const deadline = Date.now() + timeoutMs;
-    let exited = false;
-    this.exited.then(() => exited = true);
-    while (true) {
-      const found = this.lines.find((line) => pattern.test(line));
-      if (found !== undefined || exited || Date.now() >= deadline) return found;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#waiters.push(resolve);
-        timer = setTimeout(resolve, deadline - Date.now());
-      });
-      clearTimeout(timer);
-    }
+  waitForLine(pattern: RegExp, timeoutMs = 10_000): Promise<string | undefined> {
+    const found = this.lines.find((line) => pattern.test(line));
+    if (found !== undefined) return Promise.resolve(found);
+    // Otherwise each new line is tested as it comes (kept in `lines` or not).
+    return new Promise((resolve) => {
+      const done = (line?: string) => {
+        clearTimeout(timer);
+        this.#listeners.delete(onLine);
+        resolve(line);
+      };
+      const onLine = (line: string) => {
+        if (pattern.test(line)) done(line);
+      };
+      this.#listeners.add(onLine);
+      const timer = setTimeout(done, timeoutMs);
+      this.#reading.then(() => done()); // it has printed all it will
+    });
   }
 
   /** Sends `signal` and returns at once (e.g. SIGSTOP and SIGCONT to freeze a program and thaw it). */
