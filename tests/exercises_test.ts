@@ -287,3 +287,47 @@ Deno.test("exercise: Ctrl-C during a check deletes its scratch copy", async () =
   assertEquals(status.code, 130);
   assertEquals(entries().filter((name) => name === copy), [], "the scratch copy was left behind");
 });
+
+Deno.test("exercise: a missing exercise file is one line and exit 2", async () => {
+  // The tool in a copy of the course without exercises/ (the tests may not delete a learner's file).
+  const copy = Deno.makeTempDirSync({ dir: new URL("tests/artifacts/", ROOT).pathname });
+  try {
+    for (const dir of ["tools", "lib", "tests"]) Deno.mkdirSync(`${copy}/${dir}`);
+    for (const entry of [...Deno.readDirSync(new URL("tools/", ROOT))]) {
+      Deno.copyFileSync(new URL(`tools/${entry.name}`, ROOT), `${copy}/tools/${entry.name}`);
+    }
+    for (const entry of [...Deno.readDirSync(new URL("lib/", ROOT))]) {
+      Deno.copyFileSync(new URL(`lib/${entry.name}`, ROOT), `${copy}/lib/${entry.name}`);
+    }
+    for (const file of ["deno.lock", "tests/_checks.ts"]) {
+      Deno.copyFileSync(new URL(file, ROOT), `${copy}/${file}`);
+    }
+    // deno.json's imports only (its workspace members are not in the copy).
+    const { imports } = JSON.parse(read("deno.json"));
+    Deno.writeTextFileSync(`${copy}/deno.json`, JSON.stringify({ imports }));
+    for (const args of [["02"], ["02", "--watch"], ["--progress"]]) {
+      // --quiet: no warning that the copy's deno.json is not in the course's workspace.
+      const { code, stdout, stderr } = await new Deno.Command("deno", {
+        args: [
+          "run",
+          "--no-prompt",
+          "--quiet",
+          `--allow-read=${copy}`,
+          "tools/exercise.ts",
+          ...args,
+        ],
+        cwd: copy,
+        stdin: "null",
+        env: { NO_COLOR: "1" },
+      }).output();
+      const path = "exercises/02-echo/server.ts";
+      assertEquals(
+        [code, new TextDecoder().decode(stdout), new TextDecoder().decode(stderr)],
+        [2, "", `no file ${path}: restore it with git checkout -- ${path}\n`],
+        args.join(" "),
+      );
+    }
+  } finally {
+    Deno.removeSync(copy, { recursive: true });
+  }
+});

@@ -323,8 +323,25 @@ function explain(exercise: Exercise, failure: Failure): void {
   console.log(`${bold(yellow("Hint:"))} ${hint}`);
 }
 
+/** The one line to print if the exercise's file is gone (deleted, renamed); else undefined. */
+function missingFile(exercise: Exercise): string | undefined {
+  try {
+    Deno.statSync(new URL(exercisePath(exercise), ROOT));
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    const path = exercisePath(exercise);
+    return `no file ${path}: restore it with git checkout -- ${path}`;
+  }
+}
+
 /** Checks one exercise, printing each check; true if it passed. */
 async function runOne(exercise: Exercise): Promise<boolean> {
+  const missing = missingFile(exercise); // deleted while --watch waited, say
+  if (missing) {
+    console.error(missing);
+    return false;
+  }
   console.log(bold(`Exercise ${exercise.lesson}: ${exercise.task}`));
   console.log(
     `${exercisePath(exercise)} in the place of lessons/${exercise.dir}/${exercise.file}, ` +
@@ -472,12 +489,21 @@ if (import.meta.main) {
   };
   const exercisesOf = (names: string[]) =>
     names.map((name) => findExercise(name) ?? fail(`no exercise ${name}: see --help`));
+  /** Fails with one line if an exercise's file is gone. */
+  const requireFiles = (exercises: Exercise[]) => {
+    for (const exercise of exercises) {
+      const missing = missingFile(exercise);
+      if (missing) fail(missing);
+    }
+  };
   if (args.includes("--help") || args.includes("-h")) {
     console.log(usage());
   } else if (args[0] === "--progress" && args.length === 1) {
+    requireFiles(EXERCISES);
     await progress();
   } else if (args[0] === "--verify") {
     const chosen = args.length > 1 ? exercisesOf(args.slice(1)) : EXERCISES;
+    requireFiles(chosen);
     Deno.exit((await verify(chosen)) ? 0 : 1);
   } else {
     const names = args.filter((arg) => arg !== "--watch");
@@ -485,6 +511,7 @@ if (import.meta.main) {
     if (unknown) fail(`unknown option ${unknown}: see --help`);
     if (names.length !== 1) fail(usage());
     const [exercise] = exercisesOf(names);
+    requireFiles([exercise]);
     if (args.includes("--watch")) await watch(exercise);
     Deno.exit((await runOne(exercise)) ? 0 : 1);
   }
