@@ -163,6 +163,27 @@ test("lesson 14: the client and server, as the README runs them", async (t) => {
     );
   });
 
+  await t.step(
+    "a line too long for any datagram is not sent, and the exit code says so",
+    async () => {
+      const result = await runTask("lesson14-client", ["--port", port], {
+        stdin: "k".repeat(70_000) + "\nversion\n",
+      });
+      assertEquals([result.code, result.stdout, result.stderr], [
+        1,
+        `> version\n< ${VERSION}\n`,
+        "that line is 70000 bytes, more than the limit of 65507: not sent\n" +
+        "1 line not sent: longer than 65507 bytes, the most one UDP datagram can carry\n",
+      ]);
+      const empty = await runTask("lesson14-client", ["--port", port], { stdin: "" });
+      assertEquals([empty.code, empty.stdout, empty.stderr], [
+        1,
+        "",
+        "nothing was sent: standard input had no lines\n",
+      ]);
+    },
+  );
+
   await t.step("usage errors are one line, exit 2", async () => {
     const cases: [string[], string][] = [
       [["--set", "novalue"], '--set needs KEY=VALUE, got "novalue"'],

@@ -235,6 +235,7 @@ async function sendLines({ socket, server, replies, timeoutMs }: Exchange) {
   }
   let sent = 0;
   let received = 0;
+  let skipped = 0; // lines too long for one datagram: not sent
   let inputDone = false;
   let endDeadline = Infinity;
   // Print replies while we read: they come whenever they come, or never.
@@ -255,7 +256,13 @@ async function sendLines({ socket, server, replies, timeoutMs }: Exchange) {
     }
   })();
   try {
-    for await (const line of readTerminalLines(MAX_UDP_PAYLOAD)) {
+    const tooLong = (bytes: number) => {
+      skipped++;
+      console.error(
+        `that line is ${bytes} bytes, more than the limit of ${MAX_UDP_PAYLOAD}: not sent`,
+      );
+    };
+    for await (const line of readTerminalLines(MAX_UDP_PAYLOAD, tooLong)) {
       // A long line is shown cut short (the datagram still carries all of it);
       // an empty one is a real datagram too, with 0 bytes in it.
       const bytes = utf8Encode(line);
@@ -279,4 +286,12 @@ async function sendLines({ socket, server, replies, timeoutMs }: Exchange) {
         "lost, ignored by the server, or no server at all (UDP cannot tell which)",
     );
   }
+  // A line we could not send is a failure too, even if every other one was answered.
+  if (skipped > 0) {
+    throw new LessonError(
+      `${plural(skipped, "line")} not sent: longer than ${MAX_UDP_PAYLOAD} bytes, ` +
+        "the most one UDP datagram can carry",
+    );
+  }
+  if (sent === 0) throw new LessonError("nothing was sent: standard input had no lines");
 }
