@@ -200,10 +200,11 @@ export async function connectUnix(
   const prefix = `could not connect to ${formatAddr({ transport: "unix", path })}`;
   const start = `start it with: deno task ${taskName(lesson, "server")}`;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  // Deno.connect has no signal for Unix sockets: race it against a timer.
+  const connecting = Deno.connect({ transport: "unix", path });
   try {
-    // Deno.connect has no signal for Unix sockets: race it against a timer.
     return await Promise.race([
-      Deno.connect({ transport: "unix", path }),
+      connecting,
       new Promise<never>((_, reject) => {
         timer = setTimeout(
           () => reject(new LessonError(`${prefix}: no answer after ${timeoutMs / 1000} s`)),
@@ -212,7 +213,11 @@ export async function connectUnix(
       }),
     ]);
   } catch (error) {
-    if (error instanceof LessonError) throw error;
+    if (error instanceof LessonError) {
+      // The timer won, but the connect goes on: if it still succeeds, close what it brings.
+      connecting.then((conn) => conn.close(), () => {});
+      throw error;
+    }
     if (error instanceof Deno.errors.NotFound) {
       throw new LessonError(`${prefix}: no such socket file: is the server running? ${start}`);
     }
