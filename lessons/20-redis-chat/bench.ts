@@ -13,7 +13,14 @@
  * receiver knows how long it took, and whether it came twice, never, or to
  * the wrong user. Prints a markdown table: medians over `--reps` runs.
  */
-import { LatencyHistogram, LineDecoder, parseFlags, runMain, writeAll } from "../../lib/mod.ts";
+import {
+  LatencyHistogram,
+  LessonError,
+  LineDecoder,
+  parseFlags,
+  runMain,
+  writeAll,
+} from "../../lib/mod.ts";
 import { ChildProgram, startRedis, startServer } from "./cluster.ts";
 
 /** One benchmark user on a raw socket. */
@@ -101,7 +108,12 @@ async function runLoad(ports: number[], users: number, messages: number): Promis
           const user = new BenchUser(`u${k}`, conn, onMessage);
           all.push(user);
           const answer = await user.ask(`/name u${k}`);
-          if (answer !== `ok name u${k}`) throw new Error(`u${k}: ${answer}`);
+          if (answer !== `ok name u${k}`) {
+            throw new LessonError(
+              `u${k} did not get its name: ${answer} (out of file descriptors? raise ` +
+                "ulimit -n, or try fewer --users)",
+            );
+          }
         })());
       }
       await Promise.all(batch);
@@ -111,7 +123,12 @@ async function runLoad(ports: number[], users: number, messages: number): Promis
       const probe = all.find((user) => user.conn.remoteAddr.port === port)!;
       const deadline = Date.now() + 20_000;
       while ((await probe.ask("/users")).split(" ").length - 1 !== users) {
-        if (Date.now() > deadline) throw new Error(`server ${port} does not list every user`);
+        if (Date.now() > deadline) {
+          throw new LessonError(
+            `the server on port ${port} still does not list every user after 20 s ` +
+              "(Redis too slow, or lost? try fewer --users)",
+          );
+        }
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
@@ -125,7 +142,12 @@ async function runLoad(ports: number[], users: number, messages: number): Promis
         const id = nextId++;
         intended.set(id, `u${to}`);
         const answer = await user.ask(`/to u${to} ${id} ${performance.now()}`);
-        if (answer !== `ok sent u${to}`) throw new Error(`${user.name}: ${answer}`);
+        if (answer !== `ok sent u${to}`) {
+          throw new LessonError(
+            `${user.name}'s message to u${to} was not sent: ${answer} (the machine too busy? ` +
+              "try fewer --users or --messages)",
+          );
+        }
       }
     }));
     // Wait for the last deliveries: until all arrived, or nothing came for 2 s.
@@ -161,6 +183,7 @@ await runMain(async () => {
   const flags = parseFlags(Deno.args, {
     lesson: 20,
     role: "client",
+    task: "lesson20-bench",
     hostPort: false,
     summary: "Measures the chat through Redis (two lesson 20 servers) against one lesson 12 " +
       "server, with the same load, and prints a markdown table.",
