@@ -182,6 +182,7 @@ if (import.meta.main) {
     const flags = parseFlags(Deno.args, {
       lesson: 20,
       role: "server",
+      task: "lesson20-cluster",
       summary: "Starts a local redis-server (or uses --redis) and lesson 20 chat servers on " +
         "ports next to each other; Ctrl-C stops all of them.",
       flags: {
