@@ -19,6 +19,8 @@
  */
 import net from "node:net";
 import { answer, SERVER_FLAGS } from "../05-line-framing/server.ts";
+// Lesson 14's seeded random numbers (mulberry32): the same --seed, the same run.
+import { seededRandom } from "../14-udp/protocol.ts";
 import {
   closeQuietly,
   describeNetError,
@@ -303,18 +305,6 @@ async function neverAccept(host: string, port: number) {
   console.log(`never accepting: the queue is full with ${plural(queued.length, "connection")}`);
   // Wait on them for ever; nothing will arrive (this also keeps the process alive).
   await Promise.all(queued.map((conn) => conn.read(new Uint8Array(1)).catch(() => null)));
-}
-
-/** A small seeded random number generator (mulberry32), for repeatable --seed runs. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function sleep(ms: number): Promise<void> {
