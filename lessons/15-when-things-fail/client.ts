@@ -20,6 +20,7 @@
  * with a summary: requests answered and lost, attempts, reconnects.
  */
 import {
+  closeQuietly,
   connectError,
   describeNetError,
   formatAddr,
@@ -292,12 +293,9 @@ class Session {
     });
   }
 
+  /** Closes the connection; one a deadline closed already is fine. */
   close() {
-    try {
-      this.#conn.close();
-    } catch {
-      // closed already (by a deadline)
-    }
+    closeQuietly(this.#conn);
   }
 }
 
