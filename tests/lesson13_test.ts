@@ -15,10 +15,9 @@ import {
   encode,
   LessonServer,
   rawConnect,
-  RedisChatServers,
   runTask,
-  skipWithoutRedis,
 } from "./_helpers.ts";
+import { RedisChatServers, skipWithoutRedis } from "./_redis.ts";
 
 /** Starts lesson13-server on free ports; returns it and its page's port. */
 async function start(args: string[] = []): Promise<{ server: LessonServer; http: number }> {

@@ -11,16 +11,8 @@ import { createClient } from "redis";
 import { readWithTimeout, writeAll } from "../lib/io.ts";
 import { LineDecoder } from "../lib/lines.ts";
 import { ChildProgram, startRedis } from "../lessons/20-redis-chat/cluster.ts";
-import {
-  closedPort,
-  closeRaw,
-  encode,
-  LessonServer,
-  rawConnect,
-  RedisChatServers,
-  runTask,
-  skipWithoutRedis,
-} from "./_helpers.ts";
+import { closedPort, closeRaw, encode, LessonServer, rawConnect, runTask } from "./_helpers.ts";
+import { RedisChatServers, skipWithoutRedis } from "./_redis.ts";
 
 const ignore = await skipWithoutRedis("lesson 20 tests");
 
