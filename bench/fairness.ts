@@ -21,36 +21,106 @@
  *
  * Usage (from the repository root; `ulimit -n 8192` first):
  *
- *     deno run --allow-run=deno,node --allow-sys=loadavg bench/fairness.ts \
- *       [--servers node,deno:plain,deno-node-net] [--connections 1000] [--seconds 5] [--reps 3] \
- *       [--protocol echo|chat]
+ *     deno task bench-fairness [--servers node,deno:plain,deno-node-net] [--connections 1000]
+ *       [--seconds 5] [--reps 3] [--procs 2] [--protocol echo|chat] [--help]
+ *
+ * `--procs` is how many Node processes make the load; `--help` prints this text.
  *
  * @module
  */
 import { parseArgs } from "@std/cli/parse-args";
 import { TextLineStream } from "@std/streams";
 import os from "node:os";
+import { runMain, UsageError } from "../lib/errors.ts";
+import { echoVariant, VARIANT_NAMES } from "./fairness/deno_echo.ts";
 
-const flags = parseArgs(Deno.args, {
-  string: ["servers", "connections", "seconds", "reps", "procs", "protocol"],
-  default: {
-    servers: "node,deno:plain,deno-node-net",
-    connections: "1000",
-    seconds: "5",
-    reps: "3",
-    procs: "2",
-    protocol: "echo",
-  },
-});
-const servers: string[] = flags.servers.split(",");
-const connections = Number(flags.connections);
-const seconds = Number(flags.seconds);
-const reps = Number(flags.reps);
-const procs = Number(flags.procs);
-const protocol = flags.protocol === "chat" ? "chat" : "echo";
 const NET = "--allow-net=127.0.0.1";
+/** The servers that are not `deno:VARIANT`. */
+const SERVERS = [
+  "node",
+  "deno-node-net",
+  "lesson08",
+  "lesson10-1w",
+  "lesson10-2w",
+  "lesson12",
+  "lesson12-plain",
+  "lesson19",
+  "lesson19-plain",
+];
 
-function command(server: string, upstream = 0): string[] {
+/** What to measure, from the command line. */
+interface Options {
+  servers: string[];
+  connections: number;
+  seconds: number;
+  reps: number;
+  procs: number;
+  protocol: "echo" | "chat";
+}
+
+/** The options, checked before anything runs: a typo is a usage error, not a half-done run. */
+async function parseOptions(args: string[]): Promise<Options> {
+  const unknown: string[] = [];
+  const flags = parseArgs(args, {
+    string: ["servers", "connections", "seconds", "reps", "procs", "protocol"],
+    boolean: ["help"],
+    default: {
+      servers: "node,deno:plain,deno-node-net",
+      connections: "1000",
+      seconds: "5",
+      reps: "3",
+      procs: "2",
+      protocol: "echo",
+    },
+    unknown: (arg: string) => {
+      unknown.push(arg);
+      return false;
+    },
+  });
+  if (flags.help) {
+    // The usage is this file's header comment, without its " * " margins.
+    const source = await Deno.readTextFile(new URL(import.meta.url));
+    const header = source.match(/^\/\*\*\n([\s\S]*?)\n \*\//)![1];
+    console.log(header.replace(/^ \*( |$)/gm, "").replace(/\n*@module$/, ""));
+    Deno.exit(0);
+  }
+  if (unknown.length > 0) {
+    throw new UsageError(`unknown option ${unknown[0].split("=")[0]} (see --help)`);
+  }
+  const number = (name: "connections" | "seconds" | "reps" | "procs", integer = true) => {
+    const value = Number(flags[name]);
+    if (!(value > 0) || (integer && !Number.isInteger(value))) {
+      throw new UsageError(`--${name} must be a positive ${integer ? "whole " : ""}number`);
+    }
+    return value;
+  };
+  const servers = String(flags.servers).split(",").map((name) => name.trim()).filter(Boolean);
+  for (const server of servers) {
+    const known = server.startsWith("deno:")
+      ? echoVariant(server.slice(5)) !== undefined
+      : SERVERS.includes(server);
+    if (!known) {
+      throw new UsageError(
+        `--servers: unknown server "${server}" (choose from ${SERVERS.join(", ")}, ` +
+          `or deno:VARIANT with VARIANT one of ${VARIANT_NAMES.join(", ")})`,
+      );
+    }
+  }
+  if (servers.length === 0) throw new UsageError("--servers: name at least one server");
+  if (flags.protocol !== "echo" && flags.protocol !== "chat") {
+    throw new UsageError(`--protocol must be echo or chat, got "${flags.protocol}"`);
+  }
+  return {
+    servers,
+    connections: number("connections"),
+    seconds: number("seconds", false),
+    reps: number("reps"),
+    procs: number("procs"),
+    protocol: flags.protocol,
+  };
+}
+
+function command(server: string, connections: number, upstream = 0): string[] {
   if (server === "node") return ["node", "bench/echo_servers/node_net.mjs"];
   if (server === "deno-node-net") return ["deno", "run", NET, "bench/echo_servers/node_net.mjs"];
   if (server === "lesson08") {
@@ -165,13 +235,14 @@ async function portOf(lines: AsyncIterator<string>, server: string): Promise<num
   return port;
 }
 
-async function measure(server: string): Promise<Result> {
+async function measure(server: string, options: Options): Promise<Result> {
+  const { connections, seconds, procs, protocol } = options;
   // Lesson 19 is a proxy: Node's echo behind it.
-  const upstream = server.startsWith("lesson19") ? spawn(command("node")) : undefined;
+  const upstream = server.startsWith("lesson19") ? spawn(command("node", connections)) : undefined;
   let main: ReturnType<typeof spawn> | undefined;
   const load: ReturnType<typeof spawn>[] = [];
   try {
-    main = spawn(command(server, upstream && await portOf(upstream.lines, "node")));
+    main = spawn(command(server, connections, upstream && await portOf(upstream.lines, "node")));
     const port = await portOf(main.lines, server);
     // Time to connect them all (chat: and for everyone's `joined` lines to arrive).
     const start = Date.now() + 2000 + (protocol === "chat" ? 10 * connections : 0);
@@ -223,39 +294,47 @@ async function measure(server: string): Promise<Result> {
   }
 }
 
-const results = new Map<string, Result[]>(servers.map((s) => [s, []]));
-const load = () => os.loadavg()[0].toFixed(2); // how busy the shared machine was
-for (let rep = 0; rep < reps; rep++) {
-  // Alternate the order, so that no server always runs first (or right after the same one).
-  const order = rep % 2 ? [...servers].reverse() : servers;
-  for (const server of order) {
-    const r = await measure(server);
-    results.get(server)![rep] = r;
-    console.error(
-      `run ${rep + 1} ${server}: p99 ${r.p99} ms, replies ${r.fewest}-${r.most}, load ${load()}`,
+async function main(): Promise<void> {
+  const options = await parseOptions(Deno.args);
+  const { servers, connections, seconds, reps, protocol } = options;
+  const results = new Map<string, Result[]>(servers.map((s) => [s, []]));
+  const load = () => os.loadavg()[0].toFixed(2); // how busy the shared machine was
+  for (let rep = 0; rep < reps; rep++) {
+    // Alternate the order, so that no server always runs first (or right after the same one).
+    const order = rep % 2 ? [...servers].reverse() : servers;
+    for (const server of order) {
+      const r = await measure(server, options);
+      results.get(server)![rep] = r;
+      console.error(
+        `run ${rep + 1} ${server}: p99 ${r.p99} ms, replies ${r.fewest}-${r.most}, load ${load()}`,
+      );
+    }
+  }
+
+  const reference = servers.includes("node") ? "node" : servers[0];
+  const fmt = (v: number) => v >= 100 ? v.toFixed(0) : v.toFixed(1);
+  console.log(
+    `${connections} connections, ${
+      protocol === "chat" ? "chat /to self" : "64-byte"
+    } ping-pong, ${reps} runs of ${seconds} s (medians; ` +
+      `×: p99 ÷ ${reference}'s in the same run, median of the runs)\n`,
+  );
+  console.log(
+    "| server | round trips/s | p50 ms | p99 ms | p99 × | p99.9 ms | max ms | replies per connection: fewest / median / most | p99 of each run |",
+  );
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const server of servers) {
+    const rs = results.get(server)!;
+    const m = (key: keyof Result) => median(rs.map((r) => r[key]));
+    const ratio = median(rs.map((r, rep) => r.p99 / results.get(reference)![rep].p99));
+    console.log(
+      `| ${server} | ${Math.round(m("rate")).toLocaleString("en-US")} | ${fmt(m("p50"))} | ` +
+        `${fmt(m("p99"))} | ${ratio.toFixed(2)}× | ${fmt(m("p999"))} | ${fmt(m("max"))} | ` +
+        `${m("fewest")} / ${m("median")} / ${m("most")} | ${
+          rs.map((r) => fmt(r.p99)).join(" / ")
+        } |`,
     );
   }
 }
 
-const reference = servers.includes("node") ? "node" : servers[0];
-const fmt = (v: number) => v >= 100 ? v.toFixed(0) : v.toFixed(1);
-console.log(
-  `${connections} connections, ${
-    protocol === "chat" ? "chat /to self" : "64-byte"
-  } ping-pong, ${reps} runs of ${seconds} s (medians; ` +
-    `×: p99 ÷ ${reference}'s in the same run, median of the runs)\n`,
-);
-console.log(
-  "| server | round trips/s | p50 ms | p99 ms | p99 × | p99.9 ms | max ms | replies per connection: fewest / median / most | p99 of each run |",
-);
-console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-for (const server of servers) {
-  const rs = results.get(server)!;
-  const m = (key: keyof Result) => median(rs.map((r) => r[key]));
-  const ratio = median(rs.map((r, rep) => r.p99 / results.get(reference)![rep].p99));
-  console.log(
-    `| ${server} | ${Math.round(m("rate")).toLocaleString("en-US")} | ${fmt(m("p50"))} | ` +
-      `${fmt(m("p99"))} | ${ratio.toFixed(2)}× | ${fmt(m("p999"))} | ${fmt(m("max"))} | ` +
-      `${m("fewest")} / ${m("median")} / ${m("most")} | ${rs.map((r) => fmt(r.p99)).join(" / ")} |`,
-  );
-}
+await runMain(main);

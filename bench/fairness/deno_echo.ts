@@ -8,18 +8,14 @@
  *     async function echo(conn) { while ((n = await conn.read(buf)) !== null) await write(conn, buf, n); }
  *
  * Usage: deno run --allow-net=127.0.0.1 deno_echo.ts VARIANT (prints `listening on 127.0.0.1:PORT`)
+ * bench/fairness.ts imports {@linkcode echoVariant} to check `--servers deno:VARIANT` up front.
  *
  * @module
  */
+import { writeAll } from "../../lib/io.ts";
 import { ReadTurns } from "../../lib/turns.ts";
 
 type Echo = (conn: Deno.Conn) => Promise<void>;
-
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  for (let written = 0; written < data.length;) {
-    written += await conn.write(data.subarray(written));
-  }
-}
 
 /** Read into `size` bytes, write it back, until EOF. */
 const loop = (size: number, after?: () => Promise<unknown>): Echo => async (conn) => {
@@ -127,21 +123,30 @@ function parametric(name: string): Echo | undefined {
   if (crowd) return turns(Number(crowd[1]), 10, Number(crowd[2]));
 }
 
-const variant = Deno.args[0] ?? "plain";
-const echo = VARIANTS[variant] ?? parametric(variant);
-if (!echo) {
-  const names = [...Object.keys(VARIANTS), "limit-N", "turns-N-MS", "crowd-N-FROM"];
-  console.error(`unknown variant ${variant}: ${names.join(", ")}`);
-  Deno.exit(2);
+/** The echo of one VARIANT, or undefined for a name that is none. */
+export function echoVariant(name: string): Echo | undefined {
+  return Object.hasOwn(VARIANTS, name) ? VARIANTS[name] : parametric(name);
 }
-const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-console.log(`listening on 127.0.0.1:${listener.addr.port}`);
-for await (const conn of listener) {
-  echo(conn).catch(() => {}).finally(() => {
-    try {
-      conn.close();
-    } catch {
-      // closed already (pipeTo closes it)
-    }
-  });
+
+/** Every VARIANT, for error messages. */
+export const VARIANT_NAMES = [...Object.keys(VARIANTS), "limit-N", "turns-N-MS", "crowd-N-FROM"];
+
+if (import.meta.main) {
+  const variant = Deno.args[0] ?? "plain";
+  const echo = echoVariant(variant);
+  if (!echo) {
+    console.error(`unknown variant ${variant}: ${VARIANT_NAMES.join(", ")}`);
+    Deno.exit(2);
+  }
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  console.log(`listening on 127.0.0.1:${listener.addr.port}`);
+  for await (const conn of listener) {
+    echo(conn).catch(() => {}).finally(() => {
+      try {
+        conn.close();
+      } catch {
+        // closed already (pipeTo closes it)
+      }
+    });
+  }
 }
