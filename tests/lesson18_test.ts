@@ -392,3 +392,24 @@ Deno.test("lesson 18: STARTTLS hand-overs: only a connect in flight is waited fo
   assert(waited < 200, `waited ${waited} ms`);
   [tls, accepted, stranger, unclaimed].forEach(closeRaw);
 });
+
+Deno.test("lesson 18: a silent client is really closed after --idle-timeout, and frees its slot", async () => {
+  await using tls = await server(["--idle-timeout", "1", "--max-connections", "1"]);
+  const silent = await rawConnect(tls.port);
+  try {
+    // No ClientHello at all. EOF (or a reset) within 5 s: the socket is closed, not forgotten.
+    const started = Date.now();
+    const got = await readToEnd(silent, 5_000).catch((error) => {
+      if (error instanceof Deno.errors.ConnectionReset) return new Uint8Array(0);
+      throw error;
+    });
+    assertEquals(got.length, 0);
+    const waited = Date.now() - started;
+    assert(waited >= 900, `closed after ${waited} ms`);
+  } finally {
+    closeRaw(silent);
+  }
+  // The one slot is free again: a real client is served.
+  const result = await client(tls.port, LINES);
+  assertEquals([result.code, result.stdout.endsWith(ANSWERS)], [0, true]);
+});

@@ -3,7 +3,8 @@
  *
  * `Deno.listenTls` instead of `Deno.listen`, with a certificate and its
  * private key; everything after that is lesson 05's `serveLines`, imported,
- * not copied. Each connection is wrapped in a `TlsLineConn` (tls.ts), which
+ * not copied. (The TLS listener is on a private loopback port, and the public
+ * port relays each connection's bytes to it: see the main code for why.) Each connection is wrapped in a `TlsLineConn` (tls.ts), which
  * runs the handshake, logs the ALPN protocol the client chose, and turns a
  * failed handshake into one log line instead of a crash.
  *
@@ -19,7 +20,6 @@ import {
   describeNetError,
   formatAddr,
   listen,
-  listenError,
   parseFlags,
   readWithTimeout,
   runMain,
@@ -66,10 +66,11 @@ function readCertificate(dir: string, name: string): { cert: string; key: string
 }
 
 /**
- * Who is behind each STARTTLS hand-over connection, by its local port. The
- * TLS listener may accept a hand-over before `connect` has written it down
- * (both happen at once), so `take` waits for the connects still in flight,
- * and only for those: a connection no hand-over claims is not waited on.
+ * Who is behind each hand-over connection (the relay from the public port
+ * to the TLS listener), by its local port. The TLS listener may accept a
+ * hand-over before `connect` has written it down (both happen at once), so
+ * `take` waits for the connects still in flight, and only for those: a
+ * connection no hand-over claims is not waited on.
  * (Exported for the tests.)
  */
 export class HandOvers {
@@ -111,8 +112,8 @@ export class HandOvers {
 /**
  * The TLS listener, as lesson 05's `serveLines` sees it: each connection it
  * accepts comes wrapped in a `TlsLineConn` that logs the handshake.
- * `handedOver` maps the port of a STARTTLS hand-over connection to the
- * client it carries, so the log names the real client.
+ * `handedOver` maps the port of each hand-over connection (relayed from
+ * the public port) to the client it carries, so the log names the real client.
  */
 class TlsLineListener implements Deno.Listener<TlsLineConn, Deno.NetAddr> {
   #inner: Deno.TlsListener;
@@ -210,10 +211,7 @@ async function startTls(
     await say(GO_AHEAD);
     console.log(`STARTTLS from ${peer}: handing the connection to the TLS listener`);
     tls = await handedOver.connect(tlsAddr, conn.remoteAddr);
-    // Small TLS records must not wait for delayed ACKs on the way (see client.ts).
-    conn.setNoDelay(true);
-    tls.setNoDelay(true);
-    await Promise.all([relay(conn, tls, idleMs), relay(tls, conn, idleMs)]);
+    await relayBoth(conn, tls, idleMs);
   } catch (error) {
     const reason = describeNetError(error);
     if (reason === undefined) throw error;
@@ -222,6 +220,38 @@ async function startTls(
     closeQuietly(conn);
     if (tls) closeQuietly(tls);
   }
+}
+
+/**
+ * Without --starttls: no greeting, the client's bytes go straight to the TLS
+ * listener (why there is a relay at all: see the main code below).
+ */
+async function passOn(
+  conn: Deno.TcpConn,
+  tlsAddr: Deno.NetAddr,
+  handedOver: HandOvers,
+  idleMs: number,
+): Promise<void> {
+  let tls: Deno.TcpConn | undefined;
+  try {
+    tls = await handedOver.connect(tlsAddr, conn.remoteAddr);
+    await relayBoth(conn, tls, idleMs);
+  } catch (error) {
+    const reason = describeNetError(error);
+    if (reason === undefined) throw error;
+    console.log(`closed connection from ${formatAddr(conn.remoteAddr)}: ${reason}`);
+  } finally {
+    closeQuietly(conn);
+    if (tls) closeQuietly(tls);
+  }
+}
+
+/** Relays both ways between the client and its hand-over connection, until both end. */
+async function relayBoth(conn: Deno.TcpConn, tls: Deno.TcpConn, idleMs: number): Promise<void> {
+  // Small TLS records must not wait for delayed ACKs on the way (see client.ts).
+  conn.setNoDelay(true);
+  tls.setNoDelay(true);
+  await Promise.all([relay(conn, tls, idleMs), relay(tls, conn, idleMs)]);
 }
 
 /** Copies `from` to `to` until EOF, then half-closes `to`; one small buffer. */
@@ -269,27 +299,24 @@ if (import.meta.main) {
     const { cert, key } = readCertificate(flags.certs, flags.cert);
     const tlsOptions = { cert, key, alpnProtocols: [ALPN] };
 
-    if (!flags.starttls) {
-      let listener: Deno.TlsListener;
-      try {
-        listener = Deno.listenTls({ hostname: flags.host, port: flags.port, ...tlsOptions });
-      } catch (error) {
-        throw listenError(error, flags.host, flags.port);
-      }
-      console.log(`listening on ${formatAddr(listener.addr)}`);
-      await serveLines(new TlsLineListener(listener), flags);
-      return;
-    }
-
-    // STARTTLS: the public port is plain TCP; TLS is on a private one.
+    // The public port is plain TCP; TLS is on a private loopback port behind
+    // it, and each connection is relayed there (after STARTTLS, or at once).
+    // Why not Deno.listenTls on the public port? In Deno 2.9, closing a
+    // TlsConn whose handshake has not begun leaves its TCP socket open
+    // (denoland/deno#14547): a client that connects and says nothing would
+    // outlive the idle timeout and its --max-connections slot. A plain TCP
+    // socket does close, and the relay closes it when the client goes quiet.
     const plain = listen({ host: flags.host, port: flags.port, lesson: 18 });
     const inner = Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...tlsOptions });
     const handedOver = new HandOvers();
     const idleMs = flags["idle-timeout"] * 1000;
+    const handle = flags.starttls ? startTls : passOn;
     await Promise.all([
       serveLines(new TlsLineListener(inner, handedOver), flags),
-      serveEach(plain, (conn) => startTls(conn, inner.addr, handedOver, idleMs), {
+      serveEach(plain, (conn) => handle(conn, inner.addr, handedOver, idleMs), {
         maxConnections: flags["max-connections"],
+        // Plain text is no use to a TLS client: over the limit, it is just closed.
+        busyReply: flags.starttls ? undefined : new Uint8Array(0),
       }),
     ]);
   });
