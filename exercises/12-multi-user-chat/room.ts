@@ -18,9 +18,11 @@
  *
  * @module
  */
+import { concat } from "@std/bytes";
 import {
   closeQuietly,
   describeNetError,
+  formatAddr,
   type IdleTracker,
   LineDecoder,
   LineTooLongError,
@@ -404,7 +406,7 @@ export class ConnectionOutbox implements Outbox {
         // Everything queued, in one write.
         const chunks = this.#queue;
         this.#queue = [];
-        const data = chunks.length === 1 ? chunks[0] : concatBytes(chunks);
+        const data = chunks.length === 1 ? chunks[0] : concat(chunks);
         await writeAllWithTimeout(this.#conn, data, this.#options.writeTimeoutMs, "the client");
         this.#queuedBytes -= data.length;
         if (this.#queuedBytes < 0) this.#queuedBytes = 0; // dropped meanwhile
@@ -415,16 +417,6 @@ export class ConnectionOutbox implements Outbox {
       closeQuietly(this.#conn);
     }
   }
-}
-
-function concatBytes(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
 }
 
 /** What the idle tracker follows for one connection. */
@@ -459,7 +451,7 @@ export async function serveChatConnection(
   room: ChatRoom,
   options: ChatConnectionOptions,
 ): Promise<void> {
-  const peer = `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`;
+  const peer = formatAddr(conn.remoteAddr); // [::1]:PORT for IPv6
   const outbox = new ConnectionOutbox(conn, options);
   const session = new ChatSession(room, outbox, peer);
   const tracked: TrackedConnection = { lastActive: 0, session };

@@ -17,6 +17,7 @@ import {
   listen,
   maxConnectionsFlag,
   parseFlags,
+  plural,
   runMain,
   serveEach,
 } from "../../lib/mod.ts";
@@ -69,13 +70,13 @@ export async function serveChat(
 
   const open = new Set<Promise<void>>();
   await serveEach(listener, (conn) => {
-    const serving = serveChatConnection(conn, room, { ...options, idle });
+    const serving = serveChatConnection(conn, room, options);
     open.add(serving);
     return serving.finally(() => open.delete(serving));
   }, { maxConnections: flags["max-connections"], log: (line) => log.event(line) });
 
   log.flush();
-  console.log(`shutting down: ${room.size} user${room.size === 1 ? "" : "s"} connected`);
+  console.log(`shutting down: ${plural(room.size, "user")} connected`);
   // Every connection, named or not: one that never sent /name would
   // otherwise keep us waiting for its idle timeout.
   for (const { session } of idle) session.end("server shutting down", "bye");

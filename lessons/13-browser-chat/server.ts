@@ -23,6 +23,7 @@ import {
   listenError,
   parseFlags,
   parseHostPort,
+  plural,
   runMain,
   ThrottledLog,
 } from "../../lib/mod.ts";
@@ -141,8 +142,7 @@ await runMain(async () => {
   } else {
     await stop.promise;
     log.flush();
-    const open = gateway.open;
-    console.log(`shutting down: ${open} browser${open === 1 ? "" : "s"} connected`);
+    console.log(`shutting down: ${plural(gateway.open, "browser")} connected`);
     gateway.shutdown("the gateway is shutting down");
   }
   // A browser that never answers our close would keep its WebSocket, so 5 s at most.
