@@ -285,18 +285,18 @@ function relay(socket: WebSocket, conn: Deno.TcpConn, options: GatewayOptions): 
   // Browser → chat: one message is one line, or it is refused with one
   // answer in the protocol's own form, so the page's "one answer per line"
   // still holds. It is never split into several lines.
-  const refuse = (answer: string) => tooMuchWaiting() ? slowReader() : toBrowser(answer);
+  const refuseLine = (answer: string) => tooMuchWaiting() ? slowReader() : toBrowser(answer);
   socket.onmessage = (event: MessageEvent) => {
     if (ended) return;
     const line = event.data;
     if (typeof line !== "string") {
-      return refuse("error not-text send text messages: one message is one line");
+      return refuseLine("error not-text send text messages: one message is one line");
     }
     if (/[\r\n]/.test(line)) {
-      return refuse("error line-break a message is one line: no CR or LF in it");
+      return refuseLine("error line-break a message is one line: no CR or LF in it");
     }
     if (utf8Encode(line).length > MAX_LINE_BYTES) {
-      return refuse(`error line-too-long lines are at most ${MAX_LINE_BYTES} bytes`);
+      return refuseLine(`error line-too-long lines are at most ${MAX_LINE_BYTES} bytes`);
     }
     if (!toChat.send(line)) end(POLICY, "too-fast"); // the chat server is not keeping up
   };
