@@ -396,6 +396,18 @@ test("lesson 14: --loss drops replies; the client retries with backoff, then giv
         'retrieve "a" from 127.0.0.1:PORT: reply dropped (--loss)',
         'retrieve "a" from 127.0.0.1:PORT: reply dropped (--loss)',
       ]);
+      // One try is "1 try" (after the log check: it adds to the log).
+      const once = await runTask("lesson14-client", [
+        "--port",
+        String(server.port),
+        "--get",
+        "a",
+        "--timeout",
+        "0.05",
+        "--tries",
+        "1",
+      ]);
+      assertMatch(once.stderr, /^no reply after 1 try over 0\.05 s: /);
     },
   );
 

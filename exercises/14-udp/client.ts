@@ -221,8 +221,10 @@ async function ask(
   // another value throws `not stored: the server kept REPLY (WHY)`), or else add
   // `wait` to `waited`, double it, and say `no reply within HALF ms: sending again,
   // waiting up to WAIT ms (try N of TRIES)` before the next try.
+  const seconds = +(waited / 1000).toFixed(2);
+  const triesText = tries === 1 ? "1 try" : `${tries} tries`;
   throw new LessonError(
-    `no reply after ${tries} tries over ${+(waited / 1000).toFixed(2)} s: ${noServerHint(server)}`,
+    `no reply after ${triesText} over ${seconds} s: ${noServerHint(server)}`,
   );
 }
 

@@ -239,8 +239,10 @@ async function ask(
     waited += wait;
     wait *= 2;
   }
+  const seconds = +(waited / 1000).toFixed(2);
+  const triesText = tries === 1 ? "1 try" : `${tries} tries`;
   throw new LessonError(
-    `no reply after ${tries} tries over ${+(waited / 1000).toFixed(2)} s: ${noServerHint(server)}`,
+    `no reply after ${triesText} over ${seconds} s: ${noServerHint(server)}`,
   );
 }
 
