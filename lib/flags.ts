@@ -284,6 +284,14 @@ function parseNumber(name: string, raw: string, spec: FlagSpec & { type: "number
 }
 
 /**
+ * {@linkcode parseFlags} for a program with `hostPort: false` (no `--host` or
+ * `--port`, lesson 17's socket path instead): its flags have no `host` or `port`.
+ */
+export function parseFlags<F extends Record<string, FlagSpec> = Record<never, FlagSpec>>(
+  args: string[],
+  spec: ProgramSpec<F> & { hostPort: false },
+): Omit<Flags<F>, "host" | "port">;
+/**
  * Parses a lesson program's arguments. `--help` prints the usage and exits 0;
  * an unknown flag or a bad value throws a {@linkcode UsageError} whose message
  * names the flag (run the program under `runMain` to print it as one line).
@@ -301,6 +309,11 @@ function parseNumber(name: string, raw: string, spec: FlagSpec & { type: "number
  * flags.message; // "hi"
  * ```
  */
+export function parseFlags<F extends Record<string, FlagSpec> = Record<never, FlagSpec>>(
+  args: string[],
+  spec: ProgramSpec<F>,
+): Flags<F>;
+// The implementation: with `hostPort: false` (the first form) there is no host or port.
 export function parseFlags<F extends Record<string, FlagSpec> = Record<never, FlagSpec>>(
   args: string[],
   spec: ProgramSpec<F>,

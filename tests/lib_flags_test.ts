@@ -131,7 +131,7 @@ Deno.test("hostPort: false: no --host/--port in the usage or the flags (a socket
     lesson: 17,
     role: "server" as const,
     summary: "Listens on a Unix socket.",
-    hostPort: false,
+    hostPort: false as const,
     flags: {
       path: { type: "string" as const, description: "socket path", default: "/tmp/a.sock" },
     },
@@ -142,6 +142,9 @@ Deno.test("hostPort: false: no --host/--port in the usage or the flags (a socket
   assertStringIncludes(text, '--path PATH  socket path (default "/tmp/a.sock")');
   const flags = parseFlags(["--path", "/tmp/b.sock"], unix);
   assertEquals([flags.path, "host" in flags, "port" in flags], ["/tmp/b.sock", false, false]);
+  // Its type says so too, so a program cannot use a port it does not have.
+  // @ts-expect-error: with hostPort: false, the flags have no port
+  assertEquals(flags.port, undefined);
   const error = assertThrows(() => parseFlags(["--port", "5"], unix), UsageError);
   assertEquals(error.message, "unknown option --port (see --help)");
 });
