@@ -13,18 +13,10 @@
  */
 import { TextLineStream } from "@std/streams";
 import { LessonError, parseFlags, runMain } from "../../lib/mod.ts";
-import { taskArgs } from "../../tools/lesson_process.ts";
+import { closedPort, taskArgs } from "../../tools/lesson_process.ts";
 
 /** The repository's root: programs run from there, as `deno task` runs them. */
 const ROOT = new URL("../../", import.meta.url);
-
-/** A port nobody listens on right now (the system picks it; we let it go at once). */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  return port;
-}
 
 /**
  * How many of a program's first lines {@linkcode ChildProgram} keeps: enough
@@ -139,7 +131,7 @@ export interface LocalRedis {
  * saved to disk, and waits (bounded) until it accepts connections.
  */
 export async function startRedis(
-  port = freePort(),
+  port = closedPort(), // a free port: the system picks it, we let it go at once
   onLine?: (line: string) => void,
 ): Promise<LocalRedis> {
   const process = new ChildProgram("redis-server", [

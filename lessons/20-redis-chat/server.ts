@@ -8,7 +8,14 @@
  * sends messages for users on other servers through Redis pub/sub. Start two
  * of these on two ports with the same `--redis`, and they are one chat.
  */
-import { listen, parseFlags, runMain, ThrottledLog, UsageError } from "../../lib/mod.ts";
+import {
+  closeQuietly,
+  listen,
+  parseFlags,
+  runMain,
+  ThrottledLog,
+  UsageError,
+} from "../../lib/mod.ts";
 import { CHAT_FLAGS, serveChat } from "../12-multi-user-chat/server.ts";
 import { SharedRoom } from "./shared_room.ts";
 
@@ -82,14 +89,11 @@ if (import.meta.main) {
       },
     });
     room.start();
-    // Ctrl-C or SIGTERM: stop accepting, say bye to everyone, let it go out.
-    // Once: in a terminal, Ctrl-C reaches every process of the group, and
-    // lesson20-cluster then also stops each of its programs by its id.
-    let stopping = false;
-    const onSignal = () => {
-      if (!stopping) listener.close();
-      stopping = true;
-    };
+    // Ctrl-C or SIGTERM: stop accepting, say bye to everyone, let it go out
+    // (lesson 12's). A second signal closes nothing more: in a terminal, Ctrl-C
+    // reaches every process of the group, and lesson20-cluster then also stops
+    // each of its programs by its id.
+    const onSignal = () => closeQuietly(listener);
     Deno.addSignalListener("SIGINT", onSignal);
     if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
     await serveChat(listener, flags, log, room);
