@@ -477,3 +477,18 @@ Deno.test("lesson 20: ChildProgram keeps only a program's first lines, and still
     await program.stop("SIGKILL");
   }
 });
+
+Deno.test("lesson 20: a Redis host outside the task's --allow-net is named in one line", async () => {
+  // 10.1.2.3 is not in the task's --allow-net: Deno refuses before any packet is sent.
+  await using server = await LessonServer.start("lesson20-server", [
+    "--redis",
+    "redis://10.1.2.3:6379",
+  ]);
+  assert(
+    await server.waitForLine(
+      "redis: cannot reach redis://10.1.2.3:6379 (not permitted: the task's --allow-net list " +
+        "does not include 10.1.2.3): chatting on this server only, trying again in the background",
+    ),
+    server.lines.join("\n"),
+  );
+});

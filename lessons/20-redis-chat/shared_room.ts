@@ -268,7 +268,7 @@ export class SharedRoom extends ChatRoom {
     this.#saidAway = true;
     const wasOnline = this.#online;
     this.#online = false;
-    const why = describeRedisError(error);
+    const why = describeRedisError(error, this.#options.url);
     if (!wasOnline && !this.#lostBefore) {
       this.#options.status(
         `redis: cannot reach ${this.#options.url} (${why}): chatting on this server only, ` +
@@ -433,9 +433,14 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** node-redis's errors in words (Node's error codes, its own messages). */
-export function describeRedisError(error: unknown): string {
+/** node-redis's errors in words (Node's error codes, its own messages); `url` is where Redis is. */
+export function describeRedisError(error: unknown, url?: string): string {
   const code = (error as { code?: string })?.code;
+  if (code === "EPERM" || error instanceof Deno.errors.NotCapable) {
+    // Deno refused before any packet left: the task's permissions name the hosts it may reach.
+    const host = url === undefined ? "that host" : new URL(url).hostname;
+    return `not permitted: the task's --allow-net list does not include ${host}`;
+  }
   if (code === "ECONNREFUSED") return "connection refused";
   if (code === "ECONNRESET") return "connection reset";
   const message = error instanceof Error ? error.message : String(error);
