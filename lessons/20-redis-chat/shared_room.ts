@@ -269,6 +269,9 @@ export class SharedRoom extends ChatRoom {
     const wasOnline = this.#online;
     this.#online = false;
     const why = describeRedisError(error, this.#options.url);
+    // Users elsewhere cannot be reached now: say so, the honest way. (Even on
+    // the first failure: a sync that failed half-way may have announced some.)
+    for (const name of [...this.#remote.keys()]) this.#forgetRemote(name);
     if (!wasOnline && !this.#lostBefore) {
       this.#options.status(
         `redis: cannot reach ${this.#options.url} (${why}): chatting on this server only, ` +
@@ -281,8 +284,6 @@ export class SharedRoom extends ChatRoom {
       `redis: lost ${this.#options.url} (${why}): chatting on this server only, ` +
         "reconnecting in the background",
     );
-    // Users elsewhere cannot be reached now: say so, the honest way.
-    for (const name of [...this.#remote.keys()]) this.#forgetRemote(name);
     this.#notice("the other chat servers are out of reach: only users on this server for now");
   }
 
