@@ -439,6 +439,31 @@ Deno.test("the client reconnects after the server restarts on the same port", as
   }
 });
 
+Deno.test("a connection the server closed while idle is replaced at once, no retry used", async () => {
+  await using server = await LessonServer.start(SERVER, ["--idle-timeout", "1"]);
+  const result = await runTask(CLIENT, [
+    "--port",
+    String(server.port),
+    "--count",
+    "2",
+    "--interval",
+    "1.5",
+    "--retries",
+    "0",
+  ]);
+  assertEquals([result.code, result.stderr], [0, ""]);
+  assertEquals(lines(result.stdout), [
+    "> #1 Hello",
+    "< #1 1: olleH",
+    "> #2 Hello",
+    "! #2 the server closed the connection before answering [EOF]",
+    "  the connection had sat idle: the server may have closed it; reconnecting",
+    "> #2 Hello",
+    "< #2 2: olleH",
+    "2 requests: 2 answered, 0 lost; 3 attempts, 1 reconnect",
+  ]);
+});
+
 Deno.test("the heartbeat notices a server that stopped answering, and the client reconnects", async () => {
   // A hostile server: its first connection answers once, then says nothing
   // (like a frozen process: TCP still looks fine); later ones answer all.

@@ -145,6 +145,8 @@ async function run(texts: string[], settings: Settings) {
 
   requests: for (const [index, text] of texts.entries()) {
     const number = index + 1;
+    // True while the request goes over a connection that sat idle through a pause.
+    let idle = false;
     if (index > 0 && settings.interval > 0) {
       session = await pause(
         session,
@@ -152,10 +154,13 @@ async function run(texts: string[], settings: Settings) {
         settings.heartbeat * 1000,
         timeoutMs,
       );
+      idle = session !== undefined;
     }
     const line = settings.plain ? text : `@${clientId}-${number} ${text}`;
     for (let retry = 0;; retry++) {
       stats.attempts++;
+      const wasIdle = idle;
+      idle = false;
       try {
         if (!session) {
           session = await Session.open(settings.host, settings.port, timeoutMs);
@@ -193,6 +198,14 @@ async function run(texts: string[], settings: Settings) {
           stats.lost += texts.length - index;
           lastFailure = failure;
           break requests;
+        }
+        if (wasIdle && ["EOF", "ECONNRESET", "EPIPE"].includes(failure.osError ?? "")) {
+          // A server may close a connection that sat idle (its --idle-timeout)
+          // before our request came: not a failure of this request. Once, at
+          // once, on a new connection, and no retry is used up.
+          console.log("  the connection had sat idle: the server may have closed it; reconnecting");
+          retry--;
+          continue;
         }
         if (budget === 0) {
           console.log(`  no retries left: #${number} is lost`);
