@@ -290,7 +290,9 @@ Deno.test("exercise: Ctrl-C during a check deletes its scratch copy", async () =
 
 Deno.test("exercise: a missing exercise file is one line and exit 2", async () => {
   // The tool in a copy of the course without exercises/ (the tests may not delete a learner's file).
-  const copy = Deno.makeTempDirSync({ dir: new URL("tests/artifacts/", ROOT).pathname });
+  const artifacts = new URL("tests/artifacts/", ROOT).pathname; // not in a fresh clone
+  Deno.mkdirSync(artifacts, { recursive: true });
+  const copy = Deno.makeTempDirSync({ dir: artifacts });
   try {
     for (const dir of ["tools", "lib", "tests"]) Deno.mkdirSync(`${copy}/${dir}`);
     for (const entry of [...Deno.readDirSync(new URL("tools/", ROOT))]) {
