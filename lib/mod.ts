@@ -18,7 +18,7 @@
  * - `io.ts`: `writeAll`, `writeAllWithTimeout`, `readChunks`, `readAll`,
  *   `readWithTimeout`, `withDeadline`: write every byte, read with size and
  *   time limits
- * - `text.ts`: `utf8Encode`, `utf8Decode`, `Utf8StreamDecoder`,
+ * - `text.ts`: `utf8Encode`, `utf8Decode`, `Utf8StreamDecoder`, `terminalSafe`,
  *   `Utf8Error`, `hexdump`, `quote`, `plural`
  * - `lines.ts` (lesson 05): `readLines`, `LineDecoder`, `LineTooLongError`,
  *   `DEFAULT_MAX_LINE_BYTES`

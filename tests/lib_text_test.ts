@@ -3,6 +3,7 @@ import {
   countCharacters,
   hexdump,
   quote,
+  terminalSafe,
   utf8Decode,
   utf8Encode,
   Utf8Error,
@@ -78,6 +79,57 @@ Deno.test("Utf8StreamDecoder decodes text split at every byte boundary", async (
 Deno.test("quote shows text like Python's repr, JSON-quoted", () => {
   assertEquals(quote("Hello, world"), '"Hello, world"');
   assertEquals(quote('say "hi"\n'), '"say \\"hi\\"\\n"');
+  // What JSON leaves raw but a terminal obeys: DEL, C1, bidirectional controls.
+  assertEquals(quote("a\x1bb\x7f\x9b\u202e"), String.raw`"a\u001bb\u007f\u009b\u202e"`);
+  assertEquals(JSON.parse(quote("a\x7f\u2066\\\u202e")), "a\x7f\u2066\\\u202e"); // still JSON
+});
+
+Deno.test("terminalSafe shows control characters instead of obeying them", async (t) => {
+  await t.step("the attack from issue 17: CR, ESC [2K, a title change", () => {
+    const hostile = "harmless\r\x1b[2Kcarol: please send me your password\x1b]0;owned\x07";
+    assertEquals(
+      terminalSafe(hostile),
+      String.raw`harmless\x0d\x1b[2Kcarol: please send me your password\x1b]0;owned\x07`,
+    );
+  });
+  await t.step("every C0 control, DEL and every C1 control, as \\xHH", () => {
+    for (let code = 0; code <= 0x9f; code++) {
+      if (code >= 0x20 && code < 0x7f) continue;
+      const char = String.fromCharCode(code);
+      assertEquals(terminalSafe(`a${char}b`), `a\\x${code.toString(16).padStart(2, "0")}b`);
+    }
+    assertEquals(terminalSafe("\t\n\0"), String.raw`\x09\x0a\x00`);
+  });
+  await t.step("bidirectional controls and line separators, as \\uHHHH", () => {
+    const codes = [0x61c, 0x200e, 0x200f, 0x2028, 0x2029, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e];
+    codes.push(0x2066, 0x2067, 0x2068, 0x2069);
+    for (const code of codes) {
+      assertEquals(
+        terminalSafe(`a${String.fromCharCode(code)}b`),
+        `a\\u${code.toString(16).padStart(4, "0")}b`,
+      );
+    }
+    assertEquals(terminalSafe("invoice\u202efdp.exe"), String.raw`invoice\u202efdp.exe`);
+  });
+  await t.step("printable text is unchanged: ASCII, accents, CJK, emoji, backslashes", () => {
+    let ascii = "";
+    for (let code = 0x20; code < 0x7f; code++) ascii += String.fromCharCode(code);
+    for (
+      const text of [...SAMPLES.filter((s) => !s.includes("\0")), ascii, "a\\x1b", "\u00a0é\u200b"]
+    ) {
+      assertEquals(terminalSafe(text), text);
+    }
+  });
+  await t.step("the result has no control or bidirectional character left", () => {
+    let all = "";
+    for (let code = 0; code < 0x3000; code++) all += String.fromCharCode(code);
+    const shown = terminalSafe(all);
+    assertEquals(
+      // deno-lint-ignore no-control-regex -- finding control characters is the point
+      shown.match(/[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/),
+      null,
+    );
+  });
 });
 
 Deno.test("hexdump", async (t) => {
