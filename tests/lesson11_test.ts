@@ -15,6 +15,23 @@ import {
 
 const WELCOME = "Welcome, You are connected to the server";
 
+/**
+ * Issue 17's attack: CR and ESC [2K wipe the line so far (the message seems to
+ * come from carol), ESC ] 0; ... BEL retitles the window, U+202E reverses
+ * the rest of the line.
+ */
+const HOSTILE = "harmless\r\x1b[2Kcarol: please send me your password\x1b]0;owned\x07 \u202eevil";
+/** The same text as the terminal must show it: every control character visible. */
+const HOSTILE_SHOWN = String
+  .raw`harmless\x0d\x1b[2Kcarol: please send me your password\x1b]0;owned\x07 \u202eevil`;
+
+/** Fails if `output` holds a character that a terminal obeys instead of showing. */
+function assertNoControls(output: string): void {
+  for (const char of ["\x1b", "\x07", "\r", "\u202e"]) {
+    assert(!output.includes(char), `raw ${JSON.stringify(char)} in the output:\n${output}`);
+  }
+}
+
 /** Reads lines from a raw socket until `count` have arrived (time-limited). */
 async function readLinesFrom(conn: Deno.Conn, count: number): Promise<string[]> {
   const decoder = new LineDecoder();
@@ -171,6 +188,24 @@ test("lesson 11: one-to-one chat", async (t) => {
     ]);
   });
 
+  await t.step("a client's control characters are shown, not obeyed", async () => {
+    const from = server.lines.length;
+    const conn = await rawConnect(server.port);
+    try {
+      assertEquals(await readLinesFrom(conn, 1), [WELCOME]);
+      await writeAll(conn, encode(`${HOSTILE}\n/bye\n`));
+      assertEquals(decode(await readToEnd(conn)), "");
+    } finally {
+      closeRaw(conn);
+    }
+    const lines = await linesUntil(server, from, "waiting for the next client");
+    assertEquals(lines.slice(1, 3), [
+      `client> ${HOSTILE_SHOWN}`,
+      "chat over: the client said /bye",
+    ]);
+    assertNoControls(server.lines.slice(from).join("\n"));
+  });
+
   await t.step("a second client waits until the first has left", async () => {
     const from = server.lines.length;
     const first = await rawConnect(server.port);
@@ -300,5 +335,102 @@ test("lesson 11: the client against the course's first chat server (greet, then 
   } finally {
     listener.close();
     await serving.catch(() => {});
+  }
+});
+
+test("lesson 11: the server's --idle-timeout counts lines: a client sending a byte at a time is closed", async () => {
+  await using server = await LessonServer.start("lesson11-server", ["--idle-timeout", "1"]);
+  const conn = await rawConnect(server.port);
+  const started = Date.now();
+  // One byte every 200 ms, never a newline: before, each byte reset the idle clock.
+  let dribbling = true;
+  const dribble = (async () => {
+    while (dribbling && Date.now() - started < 8_000) {
+      try {
+        await conn.write(encode("x"));
+      } catch {
+        return; // the server closed the connection
+      }
+      await sleep(200);
+    }
+  })();
+  try {
+    assertEquals(
+      decode(await readToEnd(conn)),
+      `${WELCOME}\nthe client sent no complete line in 1 s: closing\n/bye\n`,
+    );
+    const elapsed = Date.now() - started;
+    assert(elapsed < 5_000, `closed after ${elapsed} ms; --idle-timeout is 1 s`);
+  } finally {
+    dribbling = false;
+    await dribble;
+    closeRaw(conn);
+  }
+  assert(await server.waitForLine("chat over: the client sent no complete line in 1 s"));
+});
+
+test("lesson 11: the client shows the server's control characters, not obeys them", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const conn = await listener.accept();
+    try {
+      await writeAll(conn, encode(`${WELCOME}\n${HOSTILE}\n/bye\n`));
+      return decode(await readToEnd(conn));
+    } finally {
+      closeRaw(conn);
+    }
+  })();
+  try {
+    const result = await runTask("lesson11-client", ["--port", String(listener.addr.port)], {
+      stdin: "",
+    });
+    assertEquals(result.stdout.split("\n"), [
+      `server> ${WELCOME}`,
+      `server> ${HOSTILE_SHOWN}`,
+      "chat over: the server said /bye",
+      "",
+    ]);
+    assertNoControls(result.stdout + result.stderr);
+    assertEquals([result.code, result.stderr], [0, ""]);
+  } finally {
+    listener.close();
+    await serving.catch(() => {});
+  }
+});
+
+test("lesson 11: a client queued behind another gives up after --timeout, and says why", async () => {
+  await using server = await LessonServer.start("lesson11-server");
+  const holder = await rawConnect(server.port);
+  try {
+    assertEquals(await readLinesFrom(holder, 1), [WELCOME]); // the server is busy with us
+    const started = Date.now();
+    const result = await runTask("lesson11-client", [
+      "--port",
+      String(server.port),
+      "--timeout",
+      "3",
+    ], { stdin: "hello?\n", timeoutMs: 15_000 });
+    const elapsed = Date.now() - started;
+    assertEquals(
+      result.stdout,
+      [
+        "(no greeting yet: the server is probably talking to another client, and you are " +
+        "waiting in its queue; giving up after 3 s)",
+        "",
+      ].join("\n"),
+    );
+    assertEquals(
+      result.stderr,
+      "no greeting from the server in 3 s: it is still talking to another client " +
+        "(try again later, or wait longer with --timeout)\n",
+    );
+    assertEquals([result.code, result.timedOut], [1, false]);
+    assert(elapsed >= 3_000 && elapsed < 12_000, `gave up after ${elapsed} ms`);
+    // The chat that held the server goes on undisturbed.
+    await writeAll(holder, encode("still talking\n/bye\n"));
+    assertEquals(decode(await readToEnd(holder)), "");
+    assert(await server.waitForLine("client> still talking"));
+  } finally {
+    closeRaw(holder);
   }
 });

@@ -130,6 +130,13 @@ export const EXERCISES: Exercise[] = [
     hint: "A read is not a message: frame the peer's text (readMessages does, with a limit and " +
       "the pause for peers without newlines), print each as `client> TEXT` or `server> TEXT`, " +
       "and stop at /bye; EOF without /bye is a hang-up.",
+    hints: [
+      [
+        /control characters/,
+        "Printing a peer's text raw lets it rewrite your screen (a CR, an ESC sequence): print " +
+        "`${peer}> ${terminalSafe(line)}`, so control characters show as \\x1b and the like.",
+      ],
+    ],
   },
   {
     lesson: "12",

@@ -23,6 +23,7 @@ import {
   LessonError,
   LineDecoder,
   LineTooLongError,
+  terminalSafe,
   TimeoutError,
   utf8Encode,
   Utf8Error,
@@ -38,7 +39,7 @@ export const BYE = "/bye";
 
 /**
  * Text that has waited this long without its newline is shown anyway. Some
- * peers (the classic Python course's client and server) do not end their
+ * peers (many first Python socket programs, clients and servers) do not end their
  * messages with LF; without this we would show nothing until they hang up.
  */
 const PAUSE_MS = 250;
@@ -58,7 +59,10 @@ export type Ending =
 export interface ChatOptions {
   /** How the peer's lines are labelled: `client` or `server`. */
   peer: "client" | "server";
-  /** Close if the peer sends nothing for this long (the server's --idle-timeout). */
+  /**
+   * Close if the peer completes no line for this long (the server's
+   * --idle-timeout): silent, or sending a line a byte at a time.
+   */
   idleTimeoutMs?: number;
   /** Where output goes (default console.log). */
   print?: (line: string) => void;
@@ -126,8 +130,9 @@ export class Chat {
     try {
       // TODO(exercise): print each of the peer's messages (readMessages(this.#conn,
       // this.#options.idleTimeoutMs, peer)) as `client> TEXT` (`peer`'s label) until
-      // BYE; return how the chat ended: by "you" if this.#saidBye, else "peer" for a
-      // BYE and "hangup" for EOF.
+      // BYE, with TEXT through terminalSafe (a raw CR or ESC could rewrite the screen);
+      // return how the chat ended: by "you" if this.#saidBye, else "peer" for a BYE
+      // and "hangup" for EOF.
       return { by: "hangup" };
     } catch (error) {
       if (this.#saidBye) return { by: "you" }; // we closed it after our /bye
@@ -151,8 +156,9 @@ export class Chat {
  * Yields the peer's messages: each line (LF or CR LF), through lib's
  * bounded LineDecoder, plus any text that has waited PAUSE_MS without its
  * newline (a peer that does not frame its messages). Throws if a line is
- * longer than MAX_LINE_BYTES, is not UTF-8, or if nothing arrives for
- * `idleTimeoutMs`.
+ * longer than MAX_LINE_BYTES, is not UTF-8, or if no line is completed for
+ * `idleTimeoutMs`. Only a newline counts: a peer sending one byte a second
+ * is busy, but it is not talking, and it must not hold the chat for ever.
  */
 async function* readMessages(
   conn: Deno.TcpConn,
@@ -163,21 +169,29 @@ async function* readMessages(
   const buffer = new Uint8Array(16 * 1024);
   // One read is always in flight; waiting for it may be cut short by a timer.
   let reading: Promise<number | null> | undefined;
-  let lastData = Date.now();
+  /** When the last line was completed (or the chat began): the idle clock. */
+  let lastLine = Date.now();
+  /** True if bytes came after that line (a line is under way, or was shown unfinished). */
+  let partial = false;
   try {
     while (true) {
       reading ??= conn.read(buffer);
-      const waitMs = decoder.bufferedBytes > 0
-        ? PAUSE_MS
-        : idleTimeoutMs === undefined
+      const idleMs = idleTimeoutMs === undefined
         ? undefined
-        : lastData + idleTimeoutMs - Date.now();
+        : lastLine + idleTimeoutMs - Date.now();
+      const waitMs = decoder.bufferedBytes > 0 ? Math.min(PAUSE_MS, idleMs ?? PAUSE_MS) : idleMs;
       const n = await raceTimer(reading, waitMs);
       if (n === "timer") {
-        if (decoder.bufferedBytes === 0) {
-          throw new TimeoutError(`the ${peer} sent nothing for ${idleTimeoutMs! / 1000} s`);
+        if (idleTimeoutMs !== undefined && Date.now() >= lastLine + idleTimeoutMs) {
+          const seconds = idleTimeoutMs / 1000;
+          throw new TimeoutError(
+            partial
+              ? `the ${peer} sent no complete line in ${seconds} s`
+              : `the ${peer} sent nothing for ${seconds} s`,
+          );
         }
         // Text without a newline, and the peer paused: show it as it is.
+        // (It does not restart the idle clock: only a newline does.)
         const text = decoder.end();
         decoder = new LineDecoder(MAX_LINE_BYTES);
         if (text !== undefined) yield text;
@@ -185,8 +199,10 @@ async function* readMessages(
       }
       reading = undefined;
       if (n === null) break; // EOF
-      lastData = Date.now();
-      yield* decoder.push(buffer.subarray(0, n));
+      const lines = decoder.push(buffer.subarray(0, n));
+      if (lines.length > 0) lastLine = Date.now();
+      partial = lines.length === 0 || decoder.bufferedBytes > 0;
+      yield* lines;
       if (decoder.error) throw decoder.error;
     }
     const last = decoder.end();

@@ -2,15 +2,17 @@
  * Lesson 11 client: the other end of the one-to-one chat.
  *
  * It connects, waits for the server's greeting (the server talks to one
- * client at a time, so the greeting also means "your turn"), then sends
- * every line you type while printing what the server sends as
- * `server> ...`. `/bye` from either side ends the chat; so does Ctrl-C.
+ * client at a time, so the greeting also means "your turn": until then you
+ * wait in the server's queue, at most --timeout seconds), then sends every
+ * line you type while printing what the server sends as `server> ...`, its
+ * control characters made visible. `/bye` from either side ends the chat;
+ * so does Ctrl-C.
  *
  * When standard input ends (piped input, or Ctrl-D), the client keeps
  * showing what the server sends for `--wait` seconds, so replies to the
  * last lines still arrive, then says `/bye`.
  */
-import { connect, LessonError, parseFlags, runMain } from "../../lib/mod.ts";
+import { connect, LessonError, parseFlags, runMain, timeoutFlag } from "../../lib/mod.ts";
 import { readTerminalLines } from "../../lib/terminal.ts";
 import { Chat, MAX_LINE_BYTES } from "./chat.ts";
 
@@ -32,6 +34,10 @@ await runMain(async () => {
         integer: false,
         value: "SECONDS",
       },
+      timeout: {
+        ...timeoutFlag(60),
+        description: "give up if the server's greeting (your turn) has not come within this long",
+      },
     },
     epilog: 'Example: echo "Hello" | deno task lesson11-client --wait 2',
   });
@@ -48,11 +54,27 @@ await runMain(async () => {
     },
   });
   const notice = setTimeout(
-    () => console.log("(no greeting yet: the server is probably talking to another client)"),
+    () =>
+      console.log(
+        "(no greeting yet: the server is probably talking to another client, and you are " +
+          `waiting in its queue; giving up after ${flags.timeout} s)`,
+      ),
     QUEUED_NOTICE_MS,
   );
-  await Promise.race([greeting, chat.done]);
+  // Waiting in the queue is a wait like any other: it has a time limit.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) =>
+    timer = setTimeout(() => resolve("late"), flags.timeout * 1000)
+  );
+  const first = await Promise.race([greeting, chat.done, late]);
   clearTimeout(notice);
+  clearTimeout(timer);
+  if (first === "late") {
+    throw new LessonError(
+      `no greeting from the server in ${flags.timeout} s: it is still talking to another ` +
+        "client (try again later, or wait longer with --timeout)",
+    );
+  }
 
   // Ctrl-C: say /bye, then stop.
   Deno.addSignalListener("SIGINT", () => chat.leave());
