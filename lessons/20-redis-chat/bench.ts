@@ -122,7 +122,8 @@ async function runLoad(ports: number[], users: number, messages: number): Promis
     for (const port of ports) {
       const probe = all.find((user) => user.conn.remoteAddr.port === port)!;
       const deadline = Date.now() + 20_000;
-      while ((await probe.ask("/users")).split(" ").length - 1 !== users) {
+      // `users TOTAL NAME …`: TOTAL counts everyone (the names come 100 at a time).
+      while (Number((await probe.ask("/users")).split(" ")[1]) !== users) {
         if (Date.now() > deadline) {
           throw new LessonError(
             `the server on port ${port} still does not list every user after 20 s ` +
