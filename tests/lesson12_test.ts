@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { assert, assertEquals, assertMatch } from "@std/assert";
 import { test } from "./_checks.ts";
 import { readWithTimeout, writeAll } from "../lib/io.ts";
 import { LineDecoder } from "../lib/lines.ts";
@@ -79,7 +79,11 @@ test("lesson 12: every command and every error code over raw sockets", async () 
     assertEquals(await bob.ask("/name alice"), "error name-taken alice is taken");
     assertEquals(await bob.ask("/name Bob_2-x"), "ok name Bob_2-x");
     assertEquals(await alice.next(), "joined Bob_2-x");
-    assertEquals(await alice.ask("/users"), "users Bob_2-x alice");
+    assertEquals(await alice.ask("/users"), "users 2 Bob_2-x alice");
+    // A page after a name (which need not be anyone's), ASCII order: capitals first.
+    assertEquals(await alice.ask("/users Bob_2-x"), "users 2 alice");
+    assertEquals(await alice.ask("/users B"), "users 2 Bob_2-x alice");
+    assertEquals(await alice.ask("/users alice"), "users 2");
 
     assertEquals(await alice.ask("/to Bob_2-x hi there"), "ok sent Bob_2-x");
     assertEquals(await bob.next(), "from alice hi there");
@@ -108,7 +112,7 @@ test("lesson 12: every command and every error code over raw sockets", async () 
     await alice.send(encode("y".repeat(3000)));
     await alice.send(encode("y".repeat(3000) + "\n/users\n"));
     assertEquals(await alice.next(), "error line-too-long lines are at most 4096 bytes");
-    assertEquals(await alice.next(), "users Bob_2-x alice");
+    assertEquals(await alice.next(), "users 2 Bob_2-x alice");
     assertEquals(
       await alice.ask(new Uint8Array([0x68, 0xc3, 0x28, 0x0a])),
       "error not-utf8 lines must be UTF-8",
@@ -133,7 +137,7 @@ test("lesson 12: every command and every error code over raw sockets", async () 
     assertEquals(await alice.next(), "left carol");
     assertEquals(await again.ask("/name carol"), "ok name carol");
     assertEquals(await alice.next(), "joined carol");
-    assertEquals(await alice.ask("/users"), "users alice carol");
+    assertEquals(await alice.ask("/users"), "users 2 alice carol");
   } finally {
     users.forEach((user) => user.close());
   }
@@ -177,7 +181,7 @@ test("lesson 12: a client that never reads is cut off; the others are unaffected
     assertEquals(await watcher.next(), "left slow");
     assertEquals(await talker.ask("/to watcher still here"), "ok sent watcher");
     assertEquals(await watcher.next(), "from talker still here");
-    assertEquals(await watcher.ask("/users"), "users talker watcher");
+    assertEquals(await watcher.ask("/users"), "users 2 talker watcher");
     // slow gets what fitted in the socket buffers, then the reason, then EOF:
     // far less than was sent to it, because the server's queue is bounded.
     let last = "";
@@ -203,7 +207,7 @@ test("lesson 12: the smallest --max-queue still holds the longest line", async (
     const text = "x".repeat(4096);
     assertEquals(await sender.ask(text), "ok sent reader");
     assertEquals(await reader.next(), `from ${long} ${text}`);
-    assertEquals(await reader.ask("/users"), `users ${long} reader`);
+    assertEquals(await reader.ask("/users"), `users 2 ${long} reader`);
   } finally {
     [sender, reader].forEach((user) => user.close());
   }
@@ -225,21 +229,27 @@ test("lesson 12: 200 users at once", async () => {
         assertEquals(await user.until(/^ok name /), `ok name ${names[i]}`);
       }).map((p, i) => users[i].send(`/name ${names[i]}`).then(() => p)),
     );
-    // Then everyone asks who is here; all 200, sorted.
-    const all = `users ${names.join(" ")}`;
+    // Then everyone asks who is here: 200 in all, the first 100 names, sorted;
+    // the rest after the last of them. No line grows with the room.
     await Promise.all(users.map(async (user) => {
       await user.send("/users");
-      assertEquals(await user.until(/^users /), all);
+      assertEquals(await user.until(/^users /), `users 200 ${names.slice(0, 100).join(" ")}`);
     }));
-    // The terminal client shows that long `users` line too (33 bytes per user).
+    assertEquals(await users[7].ask("/users user099"), `users 200 ${names.slice(100).join(" ")}`);
+    assertEquals(await users[7].ask("/users user150"), `users 200 ${names.slice(151).join(" ")}`);
+    // The terminal client shows a page and says how to get the next one.
     const client = await runTask("lesson12-client", [
       "--port",
       String(server.port),
       "--name",
       "watcher",
-    ], { stdin: "/users\n" });
+    ], { stdin: "/users\n/users user099\n/users user199\n" });
     assertEquals([client.code, client.stderr], [0, ""]);
-    assertStringIncludes(client.stdout, `* here: ${[...names, "watcher"].join(", ")}\n`);
+    assertEquals(client.stdout.split("\n").slice(1, 4), [
+      `* here (201): ${names.slice(0, 100).join(", ")} (101 more: /users user099)`,
+      `* here (201), after user099: ${names.slice(100, 200).join(", ")} (more: /users user199)`,
+      "* here (201), after user199: watcher",
+    ]);
     // user000 talks to everyone else, one message each.
     await Promise.all(names.slice(1).map((name) => users[0].send(`/to ${name} hi ${name}`)));
     await Promise.all(
@@ -321,12 +331,12 @@ test("lesson 12: the terminal client", async (t) => {
       assertEquals(result.stdout.split("\n"), [
         "* you are alice: /help lists the commands",
         "* commands:",
-        "*   /users            who is here",
+        "*   /users [NAME]     who is here, 100 at a time (the next ones: /users LAST-NAME-SHOWN)",
         "*   /chat NAME        send your plain lines to NAME",
         "*   /to NAME TEXT     send one message to NAME",
         "*   /bye              leave",
         "*   anything else goes to the person you chose with /chat",
-        "* here: alice, watcher",
+        "* here (2): alice, watcher",
         "alice: note to self",
         "* error: nobody is not here",
         "* talking to watcher: plain lines go to watcher",
@@ -354,7 +364,7 @@ test("lesson 12: the terminal client", async (t) => {
         "* alice is taken: type another name",
         "* a name is 1-32 letters, digits, _ or -: type another name",
         "* you are alice2: /help lists the commands",
-        "* here: alice, alice2",
+        "* here (2): alice, alice2",
         "* bye",
         "",
       ]);

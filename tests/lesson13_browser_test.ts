@@ -245,7 +245,7 @@ Deno.test({
     await waitForUsers(bob, ["bob (you)", "alice", "carol"]);
     assertEquals(await textOf(alice, "#count"), "3");
     await carol.type("/users");
-    await carol.waitFor("* here: alice, bob, carol");
+    await carol.waitFor("* here (3): alice, bob, carol");
 
     // alice clicks bob's name: their conversation opens; they talk.
     await alice.click('#users li[data-name="bob"] button');

@@ -284,7 +284,7 @@ Deno.test("lesson 13: WebSocket and terminal users chat through the gateway", as
     web = await Socket.join(http, "web");
     assertEquals(await tcp.next(), "joined web");
     // Lines go through unchanged, both ways.
-    assertEquals(await web.ask("/users"), "users tcp web");
+    assertEquals(await web.ask("/users"), "users 2 tcp web");
     assertEquals(await web.ask("/to tcp hi from the browser"), "ok sent tcp");
     assertEquals(await tcp.next(), "from web hi from the browser");
     assertEquals(await tcp.ask("/to web hi back 🌮"), "ok sent web");
@@ -327,7 +327,7 @@ Deno.test("lesson 13: WebSocket and terminal users chat through the gateway", as
     assertEquals([client.code, client.stderr], [0, ""]);
     assertEquals(
       client.stdout,
-      "* you are term: /help lists the commands\n* here: tcp, term, web\n* bye\n",
+      "* you are term: /help lists the commands\n* here (3): tcp, term, web\n* bye\n",
     );
     assertEquals(
       [await web.next(), await web.next(), await web.next()],
@@ -381,7 +381,7 @@ Deno.test("lesson 13: a browser that does not read is cut off (bufferedAmount)",
     // kernel buffers (megabytes on loopback), the gateway and the chat (--max-queue each).
     assert(await server.waitForLine("slow left: too slow to read"));
     assert(sent * 4000 < 50_000_000, `${sent} messages before the cut-off`);
-    assertEquals(await talker.ask("/users"), "users talker");
+    assertEquals(await talker.ask("/users"), "users 1 talker");
   } finally {
     talker?.close();
     closeRaw(slow);
@@ -516,8 +516,8 @@ Deno.test({
       tcp = await User.join(b.port, "tcp");
       web = await Socket.join(http, "web");
       assertEquals(await tcp.next(), "joined web");
-      assertEquals(await web.ask("/users"), "users tcp web");
-      assertEquals(await tcp.ask("/users"), "users tcp web");
+      assertEquals(await web.ask("/users"), "users 2 tcp web");
+      assertEquals(await tcp.ask("/users"), "users 2 tcp web");
       assertEquals(await web.ask("/to tcp hi from the browser, via A"), "ok sent tcp");
       assertEquals(await tcp.next(), "from web hi from the browser, via A");
       assertEquals(await tcp.ask("/to web hi back from B 🌮"), "ok sent web");
@@ -543,7 +543,7 @@ Deno.test({
       assertEquals([client.code, client.stderr], [0, ""]);
       assertEquals(
         client.stdout,
-        "* you are term: /help lists the commands\n* here: tcp, term, web\n* bye\n",
+        "* you are term: /help lists the commands\n* here (3): tcp, term, web\n* bye\n",
       );
       assertEquals(
         [await web.next(), await web.next(), await web.next()],
@@ -563,7 +563,7 @@ Deno.test({
         gateway.lines.includes("shutting down: 1 browser connected"),
         gateway.lines.join("\n"),
       );
-      assertEquals(await tcp.ask("/users"), "users tcp");
+      assertEquals(await tcp.ask("/users"), "users 1 tcp");
     } finally {
       tcp?.close();
       await web?.close();

@@ -102,8 +102,8 @@ Deno.test({
     const bob = await cluster.user(b, "bob");
     assertEquals(await alice.next(), "joined bob");
     // /users on either server lists both.
-    assertEquals(await alice.ask("/users"), "users alice bob");
-    assertEquals(await bob.ask("/users"), "users alice bob");
+    assertEquals(await alice.ask("/users"), "users 2 alice bob");
+    assertEquals(await bob.ask("/users"), "users 2 alice bob");
 
     assertEquals(await alice.ask("/to bob hi from A 🌮"), "ok sent bob");
     assertEquals(await bob.next(), "from alice hi from A 🌮");
@@ -123,7 +123,7 @@ Deno.test({
     // Several lines in one write still get their answers in order (the claim waits for Redis).
     await other.conn.write(encode("/name carol\n/users\n/to alice hello\n"));
     assertEquals(await other.next(), "ok name carol");
-    assertEquals(await other.next(), "users alice bob carol zed");
+    assertEquals(await other.next(), "users 4 alice bob carol zed");
     assertEquals(await other.next(), "ok sent alice");
     assertEquals(await alice.until("from carol hello"), ["joined zed", "joined carol"]);
 
@@ -170,7 +170,7 @@ Deno.test({
     const elapsed = Date.now() - started;
     assertEquals(lines, ["left bob", "left carol"]);
     assert(elapsed < 1.5 * 4 / 3 * 1000 + 500, `took ${elapsed} ms`);
-    assertEquals(await alice.ask("/users"), "users alice");
+    assertEquals(await alice.ask("/users"), "users 1 alice");
     // The names are free again, on any server.
     const c = await cluster.addServer(["--expiry", "1.5"]);
     await cluster.user(c, "bob");
@@ -196,7 +196,7 @@ Deno.test({
       "only users on this server for now";
     assertEquals(await alice.until(away), ["left bob"]);
     assertEquals(await bob.until(away), ["left alice", "left carol"]);
-    assertEquals(await alice.ask("/users"), "users alice carol");
+    assertEquals(await alice.ask("/users"), "users 2 alice carol");
     assertEquals(await alice.ask("/to carol still here?"), "ok sent carol");
     assertEquals(await carol.until("from alice still here?"), ["left bob", away]);
     assertEquals(await alice.ask("/to bob hello?"), "error no-such-user bob is not here");
@@ -222,8 +222,8 @@ Deno.test({
       "joined alice",
       "joined carol",
     ]);
-    assertEquals(await alice.ask("/users"), "users alice bob carol dave");
-    assertEquals(await bob.ask("/users"), "users alice bob carol dave");
+    assertEquals(await alice.ask("/users"), "users 4 alice bob carol dave");
+    assertEquals(await bob.ask("/users"), "users 4 alice bob carol dave");
     assertEquals(await alice.ask("/to bob you are back"), "ok sent bob");
     assertEquals(await bob.next(), "from alice you are back");
     for (const server of [a, b]) {
@@ -285,7 +285,7 @@ Deno.test({
     const carol = await cluster.user(c, "carol");
     const erin = await cluster.user(c, "erin");
     assertEquals(await carol.next(), "joined erin");
-    assertEquals(await erin.ask("/users"), "users carol erin");
+    assertEquals(await erin.ask("/users"), "users 2 carol erin");
   },
 });
 
@@ -302,7 +302,7 @@ Deno.test({
     assertEquals(result.stderr, "");
     assertEquals(
       result.stdout,
-      "* you are dave: /help lists the commands\n* here: bob, dave\n* bye\n",
+      "* you are dave: /help lists the commands\n* here (2): bob, dave\n* bye\n",
     );
     assertEquals(result.code, 0);
     assertEquals(await bob.next(), "joined dave");
@@ -314,7 +314,7 @@ Deno.test({
     });
     assertEquals([again.code, again.stdout], [
       0,
-      "* you are erin: /help lists the commands\n* here: bob, erin\n* bye\n",
+      "* you are erin: /help lists the commands\n* here (2): bob, erin\n* bye\n",
     ]);
   },
 });
@@ -343,7 +343,7 @@ Deno.test({
     }
     assertEquals(await alice.ask("/to bob still fine"), "ok sent bob");
     assertEquals(await bob.next(), "from alice still fine");
-    assertEquals(await bob.ask("/users"), "users alice bob");
+    assertEquals(await bob.ask("/users"), "users 2 alice bob");
   },
 });
 

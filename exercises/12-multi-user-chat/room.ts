@@ -190,8 +190,8 @@ export class ChatSession {
     if (command === "/name") return this.#setName(rest);
     if (this.name === undefined) return this.error("no-name", "send /name NAME first");
     switch (command) {
-      case "/users":
-        return this.send(`users ${this.#room.users().join(" ")}`);
+      case "/users": // one page: `users TOTAL` and at most 100 names, after `rest`
+        return this.send(usersPage(this.#room.users(), rest));
       case "/to": {
         const [to, text] = splitFirst(rest);
         if (to === "" || text === undefined) {
@@ -268,6 +268,36 @@ export class ChatSession {
 function splitFirst(line: string): [string, string] | [string, undefined] {
   const space = line.indexOf(" ");
   return space === -1 ? [line, undefined] : [line.slice(0, space), line.slice(space + 1)];
+}
+
+/** The most names in one `users` answer: a room of any size still fits in a short line. */
+export const USERS_PAGE_SIZE = 100;
+
+/**
+ * The longest line a server sends, without its LF: `from NAME TEXT` with a
+ * 32-byte NAME and a TEXT of MAX_LINE_BYTES (4,134 bytes). Every other line
+ * is shorter: a `users` page is at most `users TOTAL` and 100 names of 33
+ * bytes. A client can read the server with a limit, and a small one.
+ */
+export const MAX_SERVER_LINE_BYTES = "from ".length + 32 + 1 + MAX_LINE_BYTES;
+
+/**
+ * The answer to `/users` (`after` empty: the first page) or `/users AFTER`:
+ * `users TOTAL` (everyone in the room), then at most USERS_PAGE_SIZE names
+ * of `sorted` that sort after AFTER. A client pages through a big room with
+ * `/users LAST`, LAST being the last name it got.
+ *
+ * @example
+ * ```ts
+ * import { usersPage } from "./room.ts";
+ * usersPage(["alice", "bob", "carol"]); // "users 3 alice bob carol"
+ * usersPage(["alice", "bob", "carol"], "alice"); // "users 3 bob carol"
+ * ```
+ */
+export function usersPage(sorted: string[], after = ""): string {
+  const start = after === "" ? 0 : sorted.findIndex((name) => name > after);
+  const page = start === -1 ? [] : sorted.slice(start, start + USERS_PAGE_SIZE);
+  return ["users", sorted.length, ...page].join(" ");
 }
 
 /** What {@linkcode ChatLineReader.push} finds: a line, or a line it could not read. */

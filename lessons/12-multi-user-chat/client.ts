@@ -7,38 +7,43 @@
  * 11: the terminal and the connection.
  *
  * Every line we send gets exactly one answer (`ok ...`, `users ...`,
- * `error ...`, or `bye`), so the client can count what it still waits for.
- * When standard input ends, it waits (at most --timeout seconds) for the
- * answers to everything it sent, then says `/bye`. Lesson 13 runs this same
- * client against its server: it imports `main`.
+ * `error ...`, or `bye`), in order, so the client keeps the lines it still
+ * waits for in a queue. When standard input ends, it waits (at most
+ * --timeout seconds) for the answers to everything it sent, then says
+ * `/bye`; lines that got no answer are named, and the exit code is 1.
+ *
+ * Everything the server sends is printed through `terminalSafe`: a message
+ * with a CR or an ESC sequence in it shows those as `\x0d`, `\x1b`, instead
+ * of rewriting the screen. Lessons 13 and 20 run this same client against
+ * their servers: they import `main`.
  */
 import {
   closeQuietly,
   connect,
-  DEFAULT_MAX_LINE_BYTES,
   describeNetError,
   LessonError,
   LineDecoder,
   parseFlags,
   runMain,
   taskName,
+  terminalSafe,
   timeoutFlag,
   utf8Encode,
   writeAllWithTimeout,
 } from "../../lib/mod.ts";
 import { readTerminalLines } from "../../lib/terminal.ts";
-import { MAX_LINE_BYTES, NAME_PATTERN } from "./room.ts";
+import { MAX_LINE_BYTES, MAX_SERVER_LINE_BYTES, NAME_PATTERN, USERS_PAGE_SIZE } from "./room.ts";
 
 /**
- * The longest server line we accept. A `from NAME TEXT` line is a little
- * longer than the longest TEXT, and a `users` line grows with the users (33
- * bytes each): 64 KiB holds about 1,980 of them.
+ * The longest server line we accept: the protocol's longest line (a
+ * `from NAME TEXT`, 4,134 bytes), with a margin. A `users` answer is one
+ * page of at most 100 names, so no line grows with the room.
  */
-const MAX_SERVER_LINE_BYTES = DEFAULT_MAX_LINE_BYTES;
+const SERVER_LINE_LIMIT = 2 * MAX_SERVER_LINE_BYTES;
 
 const HELP = [
   "* commands:",
-  "*   /users            who is here",
+  "*   /users [NAME]     who is here, 100 at a time (the next ones: /users LAST-NAME-SHOWN)",
   "*   /chat NAME        send your plain lines to NAME",
   "*   /to NAME TEXT     send one message to NAME",
   "*   /bye              leave",
@@ -69,8 +74,8 @@ async function chat(lesson: number, args: string[]): Promise<void> {
   const timeoutMs = flags.timeout * 1000;
   const conn = await connect({ host: flags.host, port: flags.port, lesson });
 
-  /** Lines sent that have not been answered yet. */
-  let waitingFor = 0;
+  /** Lines sent that have not been answered yet, oldest first (answers come in order). */
+  const unanswered: string[] = [];
   let named = false;
   let saidBye = false;
   /** Why we gave up on the server ourselves (it did not answer in time). */
@@ -82,7 +87,7 @@ async function chat(lesson: number, args: string[]): Promise<void> {
   // Writes go one after another; a server that does not read for 10 s is given up.
   let writing = Promise.resolve();
   const send = (line: string) => {
-    waitingFor++;
+    unanswered.push(line);
     writing = writing.then(() =>
       writeAllWithTimeout(conn, utf8Encode(line + "\n"), 10_000, "the server")
     ).catch(() => closeQuietly(conn)); // the read loop reports it
@@ -90,7 +95,9 @@ async function chat(lesson: number, args: string[]): Promise<void> {
   };
 
   /** Prints one server line the friendly way; returns true for `bye`. */
-  const show = (line: string): boolean => {
+  const show = (received: string): boolean => {
+    // The server's text (names, messages, errors) is shown, never obeyed.
+    const line = terminalSafe(received);
     const [kind, ...words] = line.split(" ");
     const rest = words.slice(1).join(" ");
     switch (kind) {
@@ -105,15 +112,15 @@ async function chat(lesson: number, args: string[]): Promise<void> {
         console.log("* bye");
         return true;
     }
-    // Everything else answers one line of ours.
-    waitingFor = Math.max(0, waitingFor - 1);
+    // Everything else answers one line of ours: the oldest one waiting.
+    const question = unanswered.shift();
     if (kind === "ok" && words[0] === "name") {
       named = true;
       console.log(`* you are ${rest}: /help lists the commands`);
     } else if (kind === "ok" && words[0] === "chat") {
       console.log(`* talking to ${rest}: plain lines go to ${rest}`);
     } else if (kind === "users") {
-      console.log(`* here: ${words.join(", ")}`);
+      console.log(describeUsers(words, question));
     } else if (kind === "error" && !named && /^(name-taken|bad-name)$/.test(words[0])) {
       console.log(`* ${rest}: type another name`);
     } else if (kind === "error") {
@@ -127,7 +134,7 @@ async function chat(lesson: number, args: string[]): Promise<void> {
 
   // The connection: print everything the server says until bye or EOF.
   const reading = (async (): Promise<"bye" | string> => {
-    const decoder = new LineDecoder(MAX_SERVER_LINE_BYTES);
+    const decoder = new LineDecoder(SERVER_LINE_LIMIT);
     const buffer = new Uint8Array(16 * 1024);
     try {
       while (true) {
@@ -197,7 +204,7 @@ async function chat(lesson: number, args: string[]): Promise<void> {
     if (over || saidBye) return;
     // Standard input ended: wait for the answers to what we sent, then leave.
     const deadline = Date.now() + timeoutMs;
-    while (waitingFor > 0 && !over && Date.now() < deadline) {
+    while (unanswered.length > 0 && !over && Date.now() < deadline) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         answered(),
@@ -205,13 +212,55 @@ async function chat(lesson: number, args: string[]): Promise<void> {
       ]);
       clearTimeout(timer);
     }
+    if (unanswered.length > 0 && !over) {
+      // The server is not answering: say so, and do not wait for a bye either.
+      gaveUp = `${noAnswerTo(unanswered)} (waited ${flags.timeout} s)`;
+      await send("/bye");
+      closeQuietly(conn);
+      return;
+    }
     await leave();
   })();
 
   const ending = await reading;
-  if (ending !== "bye") throw new LessonError(`* ${gaveUp ?? ending}`);
+  // What we sent and never got an answer to (our /bye's answer is the bye itself).
+  const missed = unanswered.filter((line) => line !== "/bye");
+  if (gaveUp !== undefined) throw new LessonError(`* ${gaveUp}`);
+  if (ending !== "bye") {
+    throw new LessonError(`* ${ending}${missed.length > 0 ? `; ${noAnswerTo(missed)}` : ""}`);
+  }
   if (!named) throw new LessonError("* left without a name: none was accepted");
+  if (missed.length > 0) throw new LessonError(`* the server said bye; ${noAnswerTo(missed)}`);
   Deno.removeSignalListener("SIGINT", leave);
+}
+
+/**
+ * `* here (TOTAL): a, b, c` for a `users TOTAL NAME …` page, and how to get
+ * the next page if there is one. `question` is the line it answers:
+ * `/users`, or `/users AFTER` for a later page.
+ */
+function describeUsers(words: string[], question = "/users"): string {
+  const [total, ...names] = words;
+  const after = question.startsWith("/users ") ? question.slice("/users ".length) : "";
+  const shown = names.length > 0 ? names.join(", ") : "(nobody more)";
+  const next = `/users ${names.at(-1)}`;
+  if (after === "") {
+    const more = Number(total) - names.length;
+    return `* here (${total}): ${shown}${more > 0 ? ` (${more} more: ${next})` : ""}`;
+  }
+  // A later page: a full one may have more after it.
+  const more = names.length >= USERS_PAGE_SIZE ? ` (more: ${next})` : "";
+  return `* here (${total}), after ${after}: ${shown}${more}`;
+}
+
+/** `no answer to: /users, /to bob hi`: at most 5 lines, each shortened, made safe to print. */
+function noAnswerTo(lines: string[]): string {
+  const shorten = (line: string) => {
+    const chars = [...terminalSafe(line)];
+    return chars.length > 40 ? `${chars.slice(0, 40).join("")}…` : chars.join("");
+  };
+  const listed = lines.slice(0, 5).map(shorten).join(", ");
+  return `no answer to: ${listed}${lines.length > 5 ? `, and ${lines.length - 5} more` : ""}`;
 }
 
 if (import.meta.main) await main(12);

@@ -27,7 +27,7 @@ import {
   runMain,
   ThrottledLog,
 } from "../../lib/mod.ts";
-import { MAX_LINE_BYTES } from "../12-multi-user-chat/room.ts";
+import { MAX_SERVER_LINE_BYTES } from "../12-multi-user-chat/room.ts";
 import { CHAT_FLAGS, serveChat } from "../12-multi-user-chat/server.ts";
 import { Gateway } from "./gateway.ts";
 
@@ -97,8 +97,8 @@ await runMain(async () => {
     maxQueueBytes: flags["max-queue"],
     drainTimeoutMs: 30_000, // as lesson 12's writes: no progress for 30 s
     maxConnections: flags["max-connections"],
-    // `users NAME NAME …`: 33 bytes a user at most; `from NAME TEXT`: 38 more than TEXT.
-    maxServerLineBytes: Math.max(MAX_LINE_BYTES + 64, 6 + 33 * flags["max-connections"]),
+    // The protocol bounds every line (a `users` answer is a page of 100 names): a margin on top.
+    maxServerLineBytes: 2 * MAX_SERVER_LINE_BYTES,
     files,
     log: (line) => log.event(line),
   });

@@ -4,7 +4,8 @@
  * One WebSocket message is one protocol line, both ways, so this is the
  * terminal client of lesson 12 again, with a screen instead of a terminal:
  *
- * - we send `/name NAME`, `/users` and `/to NAME TEXT`;
+ * - we send `/name NAME`, `/users` (and `/users AFTER` for the next page of
+ *   names) and `/to NAME TEXT`;
  * - every line we send gets exactly one answer (`ok ...`, `users ...`,
  *   `error ...`), in order, so a queue of what we wait for (`pending`) tells
  *   which line an answer belongs to;
@@ -21,6 +22,8 @@
 const MAX_LINE_BYTES = 4096;
 /** The most entries kept per conversation: a page's memory is bounded too. */
 const MAX_ENTRIES = 500;
+/** The most names in one `users` answer (room.ts `USERS_PAGE_SIZE`). */
+const USERS_PAGE_SIZE = 100;
 
 interface Message {
   kind: "message";
@@ -42,7 +45,7 @@ type Entry = Message | Notice;
 /** What a line we sent waits for. */
 type Pending =
   | { kind: "name"; name: string }
-  | { kind: "users" }
+  | { kind: "users"; after?: string }
   | { kind: "to"; message: Message };
 
 const byId = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -81,6 +84,10 @@ let pending: Pending[] = [];
 /** Why the server is about to close (`server busy`, `bye`, `error slow-reader`). */
 let closing: string | undefined;
 const online = new Set<string>();
+/** How many users the room has (from `users TOTAL ...`, then joined and left). */
+let roomSize = 0;
+/** The last name of a full page of names, while more may follow: `/users` it for the next. */
+let nextPageAfter: string | undefined;
 const conversations = new Map<string, Entry[]>();
 const unread = new Map<string, number>();
 /** Whose conversation is open. */
@@ -125,10 +132,12 @@ function handleLine(line: string): void {
     }
     case "joined":
       online.add(rest);
+      roomSize++;
       noteIn(rest, `${rest} joined`);
       return render();
     case "left":
       online.delete(rest);
+      roomSize = Math.max(0, roomSize - 1);
       noteIn(rest, `${rest} left`);
       return render();
     case "bye":
@@ -142,8 +151,14 @@ function handleLine(line: string): void {
   const waiting = pending.shift();
   if (kind === "ok" && rest.startsWith("name ")) return named(rest.slice(5));
   if (kind === "users") {
-    online.clear();
-    for (const name of rest.split(" ")) if (name !== "") online.add(name);
+    // `users TOTAL NAME …`: one page of at most 100 names (the first, or those after `after`).
+    const [count, ...names] = rest.split(" ").filter((word) => word !== "");
+    if (waiting?.kind !== "users" || waiting.after === undefined) online.clear();
+    for (const name of names) online.add(name);
+    roomSize = Number(count) || 0;
+    nextPageAfter = names.length >= USERS_PAGE_SIZE && online.size < roomSize
+      ? names.at(-1)
+      : undefined;
     return render();
   }
   if (kind === "ok" && rest.startsWith("sent ") && waiting?.kind === "to") {
@@ -181,6 +196,8 @@ function disconnected(why: string): void {
   socket = undefined;
   if (me === undefined) return showJoin(`Could not join: ${why}`);
   online.clear();
+  roomSize = 0;
+  nextPageAfter = undefined;
   ui.noticeText.textContent = `Disconnected: ${why}.`;
   ui.notice.hidden = false;
   ui.reconnect.disabled = false;
@@ -318,7 +335,7 @@ function render(): void {
 
   // The people: you first, then everyone else, each with their unread count.
   const others = [...online].filter((name) => name !== me).sort();
-  ui.count.textContent = String(online.size);
+  ui.count.textContent = String(Math.max(roomSize, online.size));
   const rows: HTMLLIElement[] = [];
   if (me !== undefined && online.has(me)) {
     const row = el("li", "user");
@@ -353,6 +370,20 @@ function render(): void {
   }));
   if (others.length === 0) {
     rows.push(el("li", "nobody", connected ? "Nobody else is here yet." : "Not connected."));
+  }
+  // A big room comes a page at a time: the next page when asked for.
+  const after = nextPageAfter;
+  if (connected && after !== undefined) {
+    const row = el("li", "nobody", `${roomSize - online.size} more not shown. `);
+    const more = el("button", "user-button", `Show ${USERS_PAGE_SIZE} more`);
+    more.type = "button";
+    more.addEventListener("click", () => {
+      nextPageAfter = undefined; // until the answer says whether there are more
+      send(`/users ${after}`, { kind: "users", after });
+      render();
+    });
+    row.append(more);
+    rows.push(row);
   }
   ui.users.replaceChildren(...rows);
 
