@@ -154,6 +154,7 @@ function handleLine(line: string): void {
     // `users TOTAL NAME …`: one page of at most 100 names (the first, or those after `after`).
     const [count, ...names] = rest.split(" ").filter((word) => word !== "");
     if (waiting?.kind !== "users" || waiting.after === undefined) online.clear();
+    if (me !== undefined) online.add(me); // here, even if not on this page
     for (const name of names) online.add(name);
     roomSize = Number(count) || 0;
     nextPageAfter = names.length >= USERS_PAGE_SIZE && online.size < roomSize
