@@ -331,7 +331,7 @@ test("lesson 12: the terminal client", async (t) => {
       assertEquals(result.stdout.split("\n"), [
         "* you are alice: /help lists the commands",
         "* commands:",
-        "*   /users [NAME]     who is here, 100 at a time (the next ones: /users LAST-NAME-SHOWN)",
+        "*   /users [AFTER]    who is here, 100 at a time: /users LAST shows the next ones",
         "*   /chat NAME        send your plain lines to NAME",
         "*   /to NAME TEXT     send one message to NAME",
         "*   /bye              leave",

@@ -43,7 +43,7 @@ const SERVER_LINE_LIMIT = 2 * MAX_SERVER_LINE_BYTES;
 
 const HELP = [
   "* commands:",
-  "*   /users [NAME]     who is here, 100 at a time (the next ones: /users LAST-NAME-SHOWN)",
+  "*   /users [AFTER]    who is here, 100 at a time: /users LAST shows the next ones",
   "*   /chat NAME        send your plain lines to NAME",
   "*   /to NAME TEXT     send one message to NAME",
   "*   /bye              leave",
