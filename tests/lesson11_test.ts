@@ -126,7 +126,7 @@ test("lesson 11: one-to-one chat", async (t) => {
   });
 
   await t.step(
-    "the course's Python client, with newlines, two messages in one segment",
+    "a first Python chat client, with newlines, two messages in one segment",
     async () => {
       const from = server.lines.length;
       const conn = await rawConnect(server.port);
@@ -148,7 +148,7 @@ test("lesson 11: one-to-one chat", async (t) => {
     },
   );
 
-  await t.step("the course's client without newlines: a pause ends a message", async () => {
+  await t.step("a first Python chat client without newlines: a pause ends a message", async () => {
     const from = server.lines.length;
     const conn = await rawConnect(server.port);
     try {
@@ -304,7 +304,7 @@ test("lesson 11: the server's --idle-timeout", async () => {
   assert(await server.waitForLine("chat over: the client sent nothing for 1 s"));
 });
 
-test("lesson 11: the client against the course's first chat server (greet, then only read)", async () => {
+test("lesson 11: the client against a first Python chat server (greet, then only read)", async () => {
   // That server sends its welcome without a newline, then prints what it reads, until EOF.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const serving = (async () => {
