@@ -709,3 +709,40 @@ Deno.test("lesson 14: the amplification budget, by the clock", async (t) => {
     assertEquals(limit.size, 1);
   });
 });
+
+Deno.test("lesson 14: deno task lesson14-attack measures both ways on the wire", async () => {
+  await using server = await LessonServer.start("lesson14-server");
+  const port = String(server.port);
+  const attack = await runTask("lesson14-attack", [
+    "--port",
+    port,
+    "--count",
+    "500",
+    "--seconds",
+    "0.5",
+  ]);
+  assertEquals(attack.code, 0, attack.stderr);
+  const [sent, got, factor] = attack.stdout.trimEnd().split("\n");
+  // 500 empty datagrams and one 1,000-byte insert, each with 28 bytes of headers.
+  assertEquals(sent, "sent 501 datagrams, 15,028 bytes on the wire");
+  const match = got.match(/^got ([\d,]+) replies, ([\d,]+) bytes on the wire, in ([\d.]+) s$/);
+  if (!match) throw new Error(`no "got ..." line: ${attack.stdout}`);
+  const bytes = Number(match[2].replaceAll(",", ""));
+  assertEquals(bytes, Number(match[1].replaceAll(",", "")) * 1028);
+  assert(bytes <= 3 * 15_028 + 64 * 1024 * Number(match[3]), got);
+  assertMatch(factor, /^amplification: \d+\.\d×$/);
+  // No server: one line, exit 1.
+  await server.stop();
+  const none = await runTask("lesson14-attack", [
+    "--port",
+    port,
+    "--count",
+    "10",
+    "--seconds",
+    "0.1",
+  ]);
+  assertEquals([none.code, none.stderr], [
+    1,
+    `no reply from 127.0.0.1:${port}: is lesson14-server running?\n`,
+  ]);
+});
