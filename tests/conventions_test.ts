@@ -50,8 +50,17 @@ const NO_SERVER: Record<string, (port: number) => { stdout: string; stderr: stri
 /**
  * Lessons whose programs use a Unix socket path instead of a port (lesson
  * 17): no --host/--port, and their path plays the port's part in each check.
+ * Their default path is in $XDG_RUNTIME_DIR: these checks give them one of
+ * their own (a temporary directory), so a learner's running server is never
+ * in the way (it is made afresh on every run).
  */
-const UNIX_SOCKET_PATHS: Record<string, string> = { "17": "/tmp/deno-socket-lessons-17.sock" };
+const UNIX_RUNTIME_DIR = `${Deno.cwd()}/tests/artifacts/conventions-17`; // git-ignored
+await Deno.remove(UNIX_RUNTIME_DIR, { recursive: true }).catch(() => {});
+await Deno.mkdir(UNIX_RUNTIME_DIR, { recursive: true, mode: 0o700 });
+const UNIX_ENV = { XDG_RUNTIME_DIR: UNIX_RUNTIME_DIR };
+const UNIX_SOCKET_PATHS: Record<string, string> = {
+  "17": `${UNIX_RUNTIME_DIR}/deno-socket-lessons/lesson17.sock`,
+};
 
 /**
  * Tasks a server needs run once before it can start, when a file it needs
@@ -92,29 +101,31 @@ for (const task of [...servers, ...clients]) {
   if (unixPath) {
     Deno.test(`${task} follows the conventions (Unix socket: a path, not a port)`, async (t) => {
       await t.step("--help prints usage with the default path and exits 0", async () => {
-        const result = await runTask(task, ["--help"]);
+        const result = await runTask(task, ["--help"], { env: UNIX_ENV });
         assertEquals(result.code, 0);
         assertStringIncludes(result.stdout, `Usage: deno task ${task}`);
         assertStringIncludes(result.stdout, `(default "${unixPath}")`);
         assertEquals(result.stdout.includes("--port"), false);
       });
       await t.step("a leading -- is ignored; --port is an unknown option, exit 2", async () => {
-        assertEquals((await runTask(task, ["--", "--help"])).code, 0);
-        const result = await runTask(task, ["--port", "70000"]);
+        assertEquals((await runTask(task, ["--", "--help"], { env: UNIX_ENV })).code, 0);
+        const result = await runTask(task, ["--port", "70000"], { env: UNIX_ENV });
         assertEquals([result.code, result.stderr], [2, "unknown option --port (see --help)\n"]);
       });
       if (role === "server") {
         await t.step("a path in use is a one-line error, exit 1", async () => {
-          await using first = await LessonServer.start(task);
+          await using first = await LessonServer.start(task, [], 20_000, { env: UNIX_ENV });
           assertEquals(first.lines.at(-1), `listening on unix:${unixPath}`);
-          const result = await runTask(task, []);
+          const result = await runTask(task, [], { env: UNIX_ENV });
           assertEquals(result.code, 1);
           assertStringIncludes(result.stderr, `unix:${unixPath} is in use by a running server`);
           assertNoStackTrace(result.stderr);
         });
       } else {
         await t.step("no server: no socket file, one line, exit 1", async () => {
-          const result = await runTask(task, [...(CLIENT_ARGS[task] ?? []), "--message", "hi"]);
+          const result = await runTask(task, [...(CLIENT_ARGS[task] ?? []), "--message", "hi"], {
+            env: UNIX_ENV,
+          });
           assertEquals([result.code, result.stderr], [
             1,
             `could not connect to unix:${unixPath}: no such socket file: is the server running? ` +

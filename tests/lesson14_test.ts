@@ -625,3 +625,124 @@ test("lesson 14: over IPv6 loopback", async () => {
   ]);
   assertMatch(ping.stdout, new RegExp(`pong from \\[::1\\]:${server.port}: seq=1 `));
 });
+
+Deno.test("lesson 14: 5,000 empty retrievals in 2 s get at most 3× their bytes back, plus 64 KiB a second", async () => {
+  // The amplification attack: store 1,000 bytes under the empty key, then send
+  // empty datagrams (28 bytes on the wire each) that each ask for them (1,028).
+  await using server = await LessonServer.start("lesson14-server");
+  await using peer = new Peer();
+  const value = "=" + "v".repeat(999);
+  assertEquals(await peer.ask(value, server.port), value);
+  const wire = (payload: number) => payload + 28; // IPv4 and UDP headers
+  let sent = wire(value.length);
+  let received = wire(value.length);
+  const start = performance.now();
+  for (let batch = 0; batch < 100; batch++) {
+    for (let i = 0; i < 50; i++) sent += wire(await peer.send(new Uint8Array(0), server.port));
+    await sleep(20);
+  }
+  let replies = 0;
+  let last = performance.now();
+  let got: [Uint8Array, Deno.NetAddr] | undefined;
+  while ((got = await peer.next(1_000)) !== undefined) {
+    assertEquals(decode(got[0]), value);
+    received += wire(got[0].length);
+    replies++;
+    last = performance.now();
+  }
+  const seconds = (last - start) / 1000;
+  assert(seconds < 10, `the flood took ${seconds} s`);
+  const bound = 3 * sent + 64 * 1024 * Math.max(seconds, 1);
+  assert(
+    received <= bound,
+    `${sent} bytes sent got ${received} back in ${seconds.toFixed(2)} s (${replies} replies): ` +
+      `more than 3× plus 64 KiB a second (${Math.round(bound)})`,
+  );
+  // The limit withholds only what is over the budget: the 3× share still comes back.
+  assert(replies >= 300, `only ${replies} replies: the limit withheld what it owed`);
+  assert(
+    await server.waitForLine(
+      /^retrieve "" from 127\.0\.0\.1:\d+: reply withheld \(--amplification-limit: it sent too little for it\)$/,
+    ),
+  );
+  // Once the flood is over, the allowance comes back: a small request gets its big answer.
+  await sleep(200);
+  assertEquals(await peer.ask("", server.port), value);
+});
+
+Deno.test("lesson 14: the amplification budget, by the clock", async (t) => {
+  const { AmplificationLimit, ALLOWANCE_BYTES, IDLE_MS, MAX_ADDRESSES, wireBytes } = await import(
+    "../lessons/14-udp/amplification.ts"
+  );
+  let now = 0;
+  const clock = () => now;
+  assertEquals([wireBytes(0, false), wireBytes(1000, false), wireBytes(0, true)], [28, 1028, 48]);
+
+  await t.step("3× what an address sent, plus the allowance it starts with", () => {
+    const limit = new AmplificationLimit(3, clock);
+    limit.received("192.0.2.1", 1000);
+    assert(limit.maySend("192.0.2.1", 3000 + ALLOWANCE_BYTES));
+    assert(!limit.maySend("192.0.2.1", 1), "nothing is left");
+    // Another address has its own budget; the port is not part of it (the caller gives the IP).
+    assert(limit.maySend("192.0.2.2", ALLOWANCE_BYTES));
+  });
+  await t.step("the allowance refills at its size a second, and saves up no more", () => {
+    const limit = new AmplificationLimit(3, clock);
+    assert(limit.maySend("192.0.2.1", ALLOWANCE_BYTES));
+    now += 500;
+    assert(!limit.maySend("192.0.2.1", ALLOWANCE_BYTES / 2 + 1));
+    assert(limit.maySend("192.0.2.1", ALLOWANCE_BYTES / 2));
+    now += 60_000;
+    assert(!limit.maySend("192.0.2.1", ALLOWANCE_BYTES + 1), "an idle minute saves one allowance");
+  });
+  await t.step("0 turns it off", () => {
+    const limit = new AmplificationLimit(0, clock);
+    for (let i = 0; i < 100; i++) assert(limit.maySend("192.0.2.1", 1_000_000));
+    assertEquals(limit.size, 0);
+  });
+  await t.step("the table is bounded: idle addresses are forgotten, then the oldest", () => {
+    const limit = new AmplificationLimit(3, clock);
+    for (let i = 0; i < MAX_ADDRESSES + 500; i++) limit.received(`10.0.${i >> 8}.${i & 255}`, 28);
+    assertEquals(limit.size, MAX_ADDRESSES);
+    now += IDLE_MS;
+    limit.received("192.0.2.9", 28);
+    assertEquals(limit.size, 1);
+  });
+});
+
+Deno.test("lesson 14: deno task lesson14-attack measures both ways on the wire", async () => {
+  await using server = await LessonServer.start("lesson14-server");
+  const port = String(server.port);
+  const attack = await runTask("lesson14-attack", [
+    "--port",
+    port,
+    "--count",
+    "500",
+    "--seconds",
+    "0.5",
+  ]);
+  assertEquals(attack.code, 0, attack.stderr);
+  const [sent, got, factor] = attack.stdout.trimEnd().split("\n");
+  // 500 empty datagrams and one 1,000-byte insert, each with 28 bytes of headers.
+  assertEquals(sent, "sent 501 datagrams, 15,028 bytes on the wire");
+  const match = got.match(/^got ([\d,]+) replies, ([\d,]+) bytes on the wire, in ([\d.]+) s$/);
+  if (!match) throw new Error(`no "got ..." line: ${attack.stdout}`);
+  const bytes = Number(match[2].replaceAll(",", ""));
+  assertEquals(bytes, Number(match[1].replaceAll(",", "")) * 1028);
+  assert(bytes <= 3 * 15_028 + 64 * 1024 * Number(match[3]), got);
+  assertMatch(factor, /^amplification: \d+\.\d×$/);
+  // No server: one line, exit 1.
+  await server.stop();
+  const none = await runTask("lesson14-attack", [
+    "--port",
+    port,
+    "--count",
+    "10",
+    "--seconds",
+    "0.1",
+  ]);
+  assertEquals([none.code, none.stderr], [
+    1,
+    `no reply from 127.0.0.1:${port}: is lesson14-server running?\n`,
+  ]);
+});

@@ -11,6 +11,14 @@ const lessons = [...Deno.readDirSync(lessonsDir)]
   .map((entry) => entry.name)
   .sort();
 
+/**
+ * Lesson 17's socket lives in $XDG_RUNTIME_DIR: the README runs get one of
+ * their own (made afresh), so a learner's running lesson 17 server is never in the way.
+ */
+const RUNTIME_DIR = `${Deno.cwd()}/tests/artifacts/readme-17`; // git-ignored
+await Deno.remove(RUNTIME_DIR, { recursive: true }).catch(() => {});
+await Deno.mkdir(RUNTIME_DIR, { recursive: true, mode: 0o700 });
+
 Deno.test("normalise hides ports and timings only", () => {
   assertEquals(
     normalise("connection from 127.0.0.1:51234 to [::1]:65402"),
@@ -18,6 +26,12 @@ Deno.test("normalise hides ports and timings only", () => {
   );
   assertEquals(normalise("waited 12.5 ms"), "waited N ms");
   assertEquals(normalise('Received "Hello, world"'), 'Received "Hello, world"');
+  // ... and lesson 17's private socket directory, which differs between machines.
+  assertEquals(
+    normalise("listening on unix:/run/user/1000/deno-socket-lessons/lesson17.sock"),
+    normalise("listening on unix:/home/me/.deno-socket-lessons/lesson17.sock"),
+  );
+  assertEquals(normalise("--path /tmp/mine.sock"), "--path /tmp/mine.sock");
 });
 
 Deno.test("parseCheckedBlocks reads commands, stdin, args and ^C", () => {
@@ -44,7 +58,7 @@ Deno.test("parseCheckedBlocks reads commands, stdin, args and ^C", () => {
 for (const lesson of lessons) {
   Deno.test(`README of ${lesson} shows real output`, async () => {
     const readme = await Deno.readTextFile(new URL(`${lesson}/README.md`, lessonsDir));
-    const runs = await runCheckedBlocks(readme);
+    const runs = await runCheckedBlocks(readme, { env: { XDG_RUNTIME_DIR: RUNTIME_DIR } });
     assert(runs.length >= 2, "a lesson README shows at least a server and a client run");
     for (const run of runs) {
       assertEquals(

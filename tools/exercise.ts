@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { bold, green, red, yellow } from "@std/fmt/colors";
+import { bold, green, red, yellow } from "./colors.ts";
 import { type Check, type Steps, takeChecks } from "../tests/_checks.ts";
 import { runProgramsIn, type RunResult, watchPrograms } from "./lesson_process.ts";
 import { type Exercise, EXERCISES, findExercise, hintFor } from "./exercise_list.ts";

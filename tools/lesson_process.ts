@@ -49,8 +49,13 @@ export interface RunResult {
 
 let tasksCache: Record<string, string> | undefined;
 
-/** The `deno` arguments of a task, e.g. `["run", "--allow-net=…", "lessons/…/server.ts"]`. */
-export function taskArgs(task: string): string[] {
+/**
+ * The `deno` arguments of a task, e.g. `["run", "--allow-net=…", "lessons/…/server.ts"]`.
+ * `$NAME` and `${NAME}` are replaced as `deno task` does, from `env` or else
+ * this process's environment (unset: empty): lesson 17's permissions name
+ * `$XDG_RUNTIME_DIR` and `$HOME`.
+ */
+export function taskArgs(task: string, env: Record<string, string> = {}): string[] {
   if (!tasksCache) {
     const config = JSON.parse(Deno.readTextFileSync(new URL("deno.json", ROOT)));
     tasksCache = {};
@@ -61,10 +66,15 @@ export function taskArgs(task: string): string[] {
   const command = tasksCache[task];
   if (command === undefined) throw new Error(`deno.json has no task ${task}`);
   const words = command.split(/\s+/);
-  if (words[0] !== "deno" || words.some((w) => /[|&;<>$`"']/.test(w))) {
+  if (words[0] !== "deno" || words.some((w) => /[|&;<>`"']|\$[^A-Za-z_{]/.test(w))) {
     throw new Error(`task ${task} is not a plain "deno ..." command: ${command}`);
   }
-  return words.slice(1);
+  return words.slice(1).map((word) =>
+    word.replace(
+      /\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))/g,
+      (_, braced, plain) => env[braced ?? plain] ?? Deno.env.get(braced ?? plain) ?? "",
+    )
+  );
 }
 
 /**
@@ -85,8 +95,9 @@ function spawn(
   args: string[],
   stdin: boolean,
   maxOpenFiles?: number,
+  env: Record<string, string> = {},
 ): Deno.ChildProcess {
-  const command = [...taskArgs(task), ...args];
+  const command = [...taskArgs(task, env), ...args];
   // prlimit runs the program with a lower descriptor limit (`ulimit -n`).
   const [program, programArgs] = maxOpenFiles === undefined
     ? ["deno", command]
@@ -97,7 +108,7 @@ function spawn(
     stdin: stdin ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
   }).spawn();
 }
 
@@ -169,9 +180,9 @@ class OutputCollector {
 export async function runTask(
   task: string,
   args: string[],
-  options: { stdin?: string | Uint8Array; timeoutMs?: number } = {},
+  options: { stdin?: string | Uint8Array; timeoutMs?: number; env?: Record<string, string> } = {},
 ): Promise<RunResult> {
-  const child = spawn(task, args, options.stdin !== undefined);
+  const child = spawn(task, args, options.stdin !== undefined, undefined, options.env);
   const stdout = new OutputCollector(child.stdout);
   const stderr = new OutputCollector(child.stderr, true);
   let timedOut = false;
@@ -239,12 +250,14 @@ export class LessonServer implements AsyncDisposable {
    * under `prlimit --nofile=N:N` (the test's run permission must allow prlimit).
    * `options.stdin` gives it a standard input to type into with `writeStdin`
    * and end with `closeStdin` (otherwise standard input is empty).
+   * `options.env` adds environment variables (lesson 17's tests give it
+   * their own `XDG_RUNTIME_DIR`, and so their own socket directory).
    */
   static async start(
     task: string,
     args: string[] = [],
     timeoutMs = 20_000,
-    options: { maxOpenFiles?: number; stdin?: boolean } = {},
+    options: { maxOpenFiles?: number; stdin?: boolean; env?: Record<string, string> } = {},
   ): Promise<LessonServer> {
     const server = new LessonServer(
       task,
@@ -253,6 +266,7 @@ export class LessonServer implements AsyncDisposable {
         [...(usesUnixSocket(task) ? [] : ["--port", "0"]), ...args],
         options.stdin ?? false,
         options.maxOpenFiles,
+        options.env,
       ),
     );
     server.#hasStdin = options.stdin ?? false;

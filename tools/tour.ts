@@ -4,15 +4,23 @@
  * For each lesson it runs the exchanges its README promises (the `console
  * checked` blocks), each server on a free port, and prints what each program
  * printed. A lesson is ok when every output matches its README.
+ *
+ * `deno task tour 05 17` runs only those lessons. Colour only on a terminal
+ * (tools/colors.ts): `deno task tour > tour.txt` is plain text.
  */
-import { bold, green, red } from "@std/fmt/colors";
+import { bold, green, red } from "./colors.ts";
 import { type BlockRun, normalise, runCheckedBlocks } from "./transcripts.ts";
 
 const lessonsDir = new URL("../lessons/", import.meta.url);
 const lessons = [...Deno.readDirSync(lessonsDir)]
   .filter((entry) => entry.isDirectory && /^\d\d-/.test(entry.name))
   .map((entry) => entry.name)
+  .filter((name) => Deno.args.length === 0 || Deno.args.includes(name.slice(0, 2)))
   .sort();
+if (lessons.length === 0) {
+  console.error(`no lesson ${Deno.args.join(", ")}: give two-digit lesson numbers, e.g. 05`);
+  Deno.exit(2);
+}
 
 let ok = 0;
 for (const lesson of lessons) {

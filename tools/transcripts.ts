@@ -20,8 +20,10 @@
  * - `echo "TEXT" | deno task ...` pipes TEXT and a newline to the client.
  *
  * Ports and timings vary between runs, so both sides are normalised before
- * they are compared: every `HOST:PORT` becomes `HOST:PORT`-with-`PORT`, and a
- * duration such as `12.3 ms` becomes `N ms`.
+ * they are compared: every `HOST:PORT` becomes `HOST:PORT`-with-`PORT`, a
+ * duration such as `12.3 ms` becomes `N ms`, and lesson 17's private socket
+ * directory (`/run/user/1000/deno-socket-lessons/` in its README, another
+ * one on each machine) becomes `SOCKETS/`.
  *
  * @module
  */
@@ -133,9 +135,10 @@ export function parseCheckedBlocks(markdown: string): CheckedBlock[] {
   return blocks;
 }
 
-/** Replaces what changes from run to run (ports, timings) with placeholders. */
+/** Replaces what changes from run to run (ports, timings, socket directory) with placeholders. */
 export function normalise(line: string): string {
   return line
+    .replace(/\/[^\s:]*\/\.?deno-socket-lessons\//g, "SOCKETS/")
     .replace(/((?:\d{1,3}\.){3}\d{1,3}|\[[0-9a-fA-F:.]+\]|localhost):\d{1,5}\b/g, "$1:PORT")
     .replace(/\bport \d{1,5}\b/g, "port PORT")
     .replace(/\b\d+(\.\d+)? ?(ms|µs)\b/g, "N $2");
@@ -155,9 +158,15 @@ function compare(block: CheckedBlock, actual: string[], code: number): BlockRun 
 
 /**
  * Runs every checked block of a README in order and reports each one.
- * Servers are always stopped, even when a block fails.
+ * Servers are always stopped, even when a block fails. `options.env` adds
+ * environment variables to every program (the tests give lesson 17 an
+ * `XDG_RUNTIME_DIR` of their own).
  */
-export async function runCheckedBlocks(markdown: string): Promise<BlockRun[]> {
+export async function runCheckedBlocks(
+  markdown: string,
+  options: { env?: Record<string, string> } = {},
+): Promise<BlockRun[]> {
+  const env = options.env;
   const blocks = parseCheckedBlocks(markdown);
   const runs: (BlockRun | undefined)[] = blocks.map(() => undefined);
   type Running = { server: LessonServer; index: number };
@@ -207,7 +216,7 @@ export async function runCheckedBlocks(markdown: string): Promise<BlockRun[]> {
         } else {
           await finishAll();
         }
-        const started = await LessonServer.start(block.task, args);
+        const started = await LessonServer.start(block.task, args, 20_000, { env });
         server = { server: started, index };
         continue;
       }
@@ -219,6 +228,7 @@ export async function runCheckedBlocks(markdown: string): Promise<BlockRun[]> {
         : ["--port", String(port)];
       const result = await runTask(block.task, [...block.args, ...where], {
         stdin: block.stdin,
+        env,
       });
       runs[index] = compare(block, outputLines(result), result.code);
     }

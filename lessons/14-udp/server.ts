@@ -5,7 +5,9 @@
  * datagrams, each with the address it came from, and the reply is sent back
  * to that address. `--loss` and `--delay` drop and delay replies on purpose,
  * so you can watch what UDP does not promise: that anything arrives, or
- * arrives in order.
+ * arrives in order. `--amplification-limit` (amplification.ts) keeps us from
+ * sending any address much more than it sent us: a forged source address
+ * must not turn this server into a flood cannon.
  */
 import {
   describeNetError,
@@ -19,6 +21,7 @@ import {
   utf8Encode,
 } from "../../lib/mod.ts";
 import { type Answer, MAX_DATAGRAM_BYTES, seededRandom, Store } from "./protocol.ts";
+import { ALLOWANCE_BYTES, AmplificationLimit, wireBytes } from "./amplification.ts";
 
 /** The most replies waiting for their --delay at once; more are dropped. */
 const MAX_DELAYED = 1000;
@@ -50,12 +53,23 @@ await runMain(async () => {
         description: "repeatable --loss and --delay (same seed, same drops)",
       },
       "max-keys": { type: "number", description: "most keys stored", default: 10_000, min: 1 },
+      "amplification-limit": {
+        type: "number",
+        description: `send an address at most N times the bytes it sent us, plus ${
+          ALLOWANCE_BYTES / 1024
+        } KiB a second (0: no limit)`,
+        default: 3,
+        max: 1000,
+        integer: false,
+        value: "N",
+      },
     },
   });
   const random = flags.seed === undefined ? Math.random : seededRandom(flags.seed);
   const store = new Store(flags["max-keys"]);
   // A flood of datagrams must not turn into a flood of log lines.
   const log = new ThrottledLog();
+  const limit = new AmplificationLimit(flags["amplification-limit"]);
 
   let socket: Deno.DatagramConn;
   try {
@@ -90,6 +104,10 @@ await runMain(async () => {
       continue;
     }
     const peer = formatAddr(from);
+    // Every datagram counts, even one we ignore: it is what the address sent us.
+    const { hostname } = from as Deno.NetAddr;
+    const ipv6 = hostname.includes(":");
+    limit.received(hostname, wireBytes(data.length, ipv6));
     if (data.length > MAX_DATAGRAM_BYTES) {
       log.event(`ignored a datagram from ${peer}: longer than ${MAX_DATAGRAM_BYTES} bytes`);
       continue;
@@ -113,6 +131,8 @@ await runMain(async () => {
     const what = describe(answer, peer);
     if (random() * 100 < flags.loss) {
       log.event(`${what}: reply dropped (--loss)`);
+    } else if (!limit.maySend(hostname, wireBytes(reply.length, ipv6))) {
+      log.event(`${what}: reply withheld (--amplification-limit: it sent too little for it)`);
     } else if (flags.delay > 0) {
       if (delayed >= MAX_DELAYED) {
         log.event(`${what}: reply dropped (${MAX_DELAYED} replies already delayed)`);

@@ -15,8 +15,7 @@
  */
 import { TextLineStream } from "@std/streams";
 import { LessonError, type LoadOptions, parseFlags, runLoad, runMain } from "../../lib/mod.ts";
-
-const PATH = "/tmp/deno-socket-lessons-17-bench.sock";
+import { checkPrivateDir, defaultPath, privateDir, socketPath } from "./socket_path.ts";
 
 await runMain(async () => {
   const flags = parseFlags(Deno.args, {
@@ -37,6 +36,9 @@ await runMain(async () => {
       },
     },
   });
+  // In the lesson's private directory, like the server's socket (socket_path.ts).
+  const PATH = socketPath(defaultPath("lesson17-bench.sock"));
+  checkPrivateDir(privateDir()!, true);
   const server = new Deno.Command("deno", {
     args: [
       "run",

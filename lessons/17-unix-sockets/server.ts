@@ -11,11 +11,23 @@
  * path is taken, we find out who has it: we connect. A live server answers:
  * we stop and leave its socket alone. "Connection refused" means a stale
  * file: if it is a socket, we remove it and listen. Anything else (a regular
- * file, say) is never removed.
+ * file, say) is never removed, and a socket file we may not remove (another
+ * user's, in a shared directory) is a one-line error.
+ *
+ * By default the socket is in a private directory (socket_path.ts): in a
+ * directory anyone may write to, such as /tmp, another user could take our
+ * path first and receive what our clients send.
  */
 import { formatAddr, LessonError, parseFlags, runMain, UsageError } from "../../lib/mod.ts";
 import { serveLines, SERVER_FLAGS } from "../05-line-framing/server.ts";
-import { checkPermission, PATH_FLAG, socketPath } from "./socket_path.ts";
+import {
+  checkPermission,
+  checkPrivateDir,
+  defaultPath,
+  pathFlag,
+  privateDir,
+  socketPath,
+} from "./socket_path.ts";
 
 /** How long a live server may take to accept our test connection. */
 const PROBE_TIMEOUT_MS = 2000;
@@ -29,7 +41,7 @@ if (import.meta.main) {
       summary: "Lesson 05's line service on a Unix socket: answers each line with its number " +
         "and the text reversed; /bye closes. Removes a stale socket file, never a live one.",
       flags: {
-        path: PATH_FLAG,
+        path: pathFlag(),
         mode: {
           type: "string",
           description: "set the socket file's permissions, e.g. 600: only this user may connect",
@@ -45,7 +57,9 @@ if (import.meta.main) {
     if (abstract && mode !== undefined) {
       throw new UsageError("--mode sets a socket file's permissions; @NAME has no file");
     }
-    checkPermission(flags.path, path, "server");
+    checkPermission(flags.path!, path, "server");
+    // The default path is in our private directory: make it (mode 700), or check it is ours.
+    if (flags.path === defaultPath()) checkPrivateDir(privateDir()!, true);
     const listener = await listenUnix(path, "choose another --path");
     if (mode !== undefined) {
       // Between listen and chmod the file has the default permissions (from
@@ -94,7 +108,18 @@ export async function listenUnix(path: string, other?: string): Promise<Deno.Uni
       `${path} exists and is not a socket: not removing it; ${other ?? "move it away first"}`,
     );
   }
-  Deno.removeSync(path);
+  try {
+    Deno.removeSync(path);
+  } catch (error) {
+    // Another user's stale socket in a shared directory (/tmp has the sticky
+    // bit: only a file's owner may remove it), or a read-only directory.
+    const reason = error instanceof Deno.errors.PermissionDenied
+      ? "permission denied (another user's file?)"
+      : (error instanceof Error ? error.message : String(error)).replace(/ \(os error \d+\)$/, "");
+    throw new LessonError(
+      `cannot remove the stale socket file ${path}: ${reason}; ${other ?? "remove it first"}`,
+    );
+  }
   console.log(`removed stale socket file ${path} (no server was listening on it)`);
   try {
     return Deno.listen({ transport: "unix", path });
@@ -154,11 +179,13 @@ function parseMode(text: string): number {
   return parseInt(text, 8);
 }
 
-/** Removes the socket file at `path` if it is still there. */
+/** Removes the socket file at `path` if it is still there (and we may). */
 function removeIfThere(path: string): void {
   try {
     Deno.removeSync(path);
   } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    if (error instanceof Deno.errors.NotFound) return;
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`could not remove ${path}: ${message.replace(/ \(os error \d+\)$/, "")}`);
   }
 }
