@@ -308,10 +308,16 @@ Deno.test("lesson 13: WebSocket and terminal users chat through the gateway", as
     const longest = "é".repeat(2048);
     assertEquals(await web.ask(longest), "ok sent tcp");
     assertEquals(await tcp.next(), `from web ${longest}`);
+    // One byte more: the frame's header already says so. The answer, then
+    // the close (1009, too big): a WebSocket cannot skip a message unread.
+    const unnamed = await Socket.open(http);
     assertEquals(
-      await web.ask(longest + "x"),
+      await unnamed.ask(longest + "x"),
       "error line-too-long lines are at most 4096 bytes",
     );
+    assertEquals(await unnamed.next(), null);
+    const closed = await unnamed.closed;
+    assertEquals([closed.code, closed.reason], [1009, "messages are at most 4096 bytes"]);
     assertEquals(await web.ask("after"), "ok sent tcp");
     assertEquals(await tcp.next(), "from web after"); // nothing else reached tcp
 
