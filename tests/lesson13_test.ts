@@ -729,6 +729,20 @@ Deno.test("lesson 13: one page connection over --max-page-connections gets 503",
       await page.body?.cancel();
     }
     assertEquals(status, 200);
+    // A WebSocket holds its place too: one of them and one idle connection fill 2.
+    const web = await Socket.join(http, "web");
+    try {
+      await sleep(200); // the fetches' connections are closed by now
+      conns.push(await rawConnect(http));
+      const over = await rawConnect(http);
+      conns.push(over);
+      assertEquals(
+        (await untilClosed(over)).text.split("\r\n")[0],
+        "HTTP/1.1 503 Service Unavailable",
+      );
+    } finally {
+      await web.close();
+    }
   } finally {
     conns.forEach(closeRaw);
     await server.stop();

@@ -129,8 +129,9 @@ export class Gateway {
 
   /**
    * Serves one connection of the page port: request after request
-   * (keep-alive), until the client closes it, stays quiet too long, breaks
-   * a rule, or turns it into a WebSocket. Never throws for what a client does.
+   * (keep-alive), until the client closes it, stays quiet too long or
+   * breaks a rule; or, if it becomes a WebSocket, until that ends. Never
+   * throws for what a client does.
    */
   handle = async (conn: Deno.TcpConn): Promise<void> => {
     const reader = new RequestReader(conn, this.#options.http);
@@ -139,7 +140,7 @@ export class Gateway {
         const request = await reader.next();
         if (request === null) break; // closed, or quiet for too long
         const answer = await this.#answer(conn, request, reader);
-        if (answer === "websocket") return; // the relay owns the connection now
+        if ("websocket" in answer) return await answer.websocket; // the relay owns it now
         await writeAllWithTimeout(conn, answer.bytes, WRITE_TIMEOUT_MS, "the browser");
         if (!answer.keepAlive) break;
       }
@@ -155,12 +156,12 @@ export class Gateway {
     closeQuietly(conn);
   };
 
-  /** The answer to one request, or "websocket" once the connection became one. */
+  /** The answer to one request, or, once the connection became a WebSocket, its end. */
   async #answer(
     conn: Deno.TcpConn,
     request: RequestHead,
     reader: RequestReader,
-  ): Promise<{ bytes: Uint8Array; keepAlive: boolean } | "websocket"> {
+  ): Promise<{ bytes: Uint8Array; keepAlive: boolean } | { websocket: Promise<void> }> {
     const options = this.#options;
     const headers = request.headers;
     // Keep the connection for the next request, unless the client said
@@ -257,7 +258,7 @@ export class Gateway {
       if (chat !== undefined) options.log(`browser ${browser} disconnected`);
     });
     this.#relays.set(relaying, end);
-    return "websocket";
+    return { websocket: relaying };
   }
 
   /**
