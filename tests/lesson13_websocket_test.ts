@@ -15,6 +15,7 @@ import {
   WebSocketConnection,
 } from "../lessons/13-browser-chat/websocket.ts";
 import { encode, readExactly, readToEnd } from "./_helpers.ts";
+import { writeAll } from "../lib/io.ts";
 
 /** A client frame, built by hand from RFC 6455, section 5.2 (7- or 16-bit lengths). */
 function clientFrame(
@@ -223,6 +224,34 @@ Deno.test("websocket: a ping every interval; a peer that answers nothing is drop
     assertEquals(await ws.closed, { code: 1006, reason: "" });
     const ms = Date.now() - started;
     assert(ms >= 500 && ms < 4_000, `dropped after ${ms} ms`);
+  } finally {
+    client.close();
+    await ws.closed;
+  }
+});
+
+Deno.test("websocket: pings from a peer that reads nothing queue one pong, not one each", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  const server = await listener.accept();
+  listener.close();
+  const ws = new WebSocketConnection(server, {
+    maxMessageBytes: 4096,
+    pingIntervalMs: 60_000,
+    writeTimeoutMs: 60_000,
+    closeTimeoutMs: 1_000,
+  });
+  try {
+    // 20 MiB of pings of 125 bytes each; the client never reads the pongs.
+    const ping = clientFrame(Opcode.ping, new Uint8Array(125).fill(1));
+    const batch = new Uint8Array(ping.length * 1000);
+    for (let i = 0; i < 1000; i++) batch.set(ping, i * ping.length);
+    for (let sent = 0; sent < 20 * 1024 * 1024; sent += batch.length) {
+      await writeAll(client, batch);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200)); // let the server read it all
+    // The kernel's buffers took a few MB of pongs; the rest are replaced, not queued.
+    assert(ws.bufferedAmount <= 2 * 127, `${ws.bufferedAmount} bytes queued`);
   } finally {
     client.close();
     await ws.closed;

@@ -345,6 +345,8 @@ export class WebSocketConnection {
   #conn: Deno.Conn;
   #options: WebSocketOptions;
   #queue: Uint8Array[] = [];
+  /** The answer to the latest ping, if it is not written yet. */
+  #pong: Uint8Array | undefined;
   #queued = 0;
   #wakeWriter: (() => void) | undefined;
   #drained: (() => void)[] = [];
@@ -419,9 +421,16 @@ export class WebSocketConnection {
     if (!this.open) return;
     this.#closeSent = true;
     this.#end = { code, reason };
+    this.#takePong(); // nothing may follow a close frame
     this.#push(encodeClose(code, reason));
     if (this.#closeReceived) return; // the write loop closes once it is out
     this.#closeTimer = setTimeout(() => this.#destroy(), this.#options.closeTimeoutMs);
+  }
+
+  /** Moves a waiting pong into the queue (it is already counted in #queued). */
+  #takePong(): void {
+    if (this.#pong) this.#queue.push(this.#pong);
+    this.#pong = undefined;
   }
 
   #push(frame: Uint8Array): void {
@@ -472,7 +481,15 @@ export class WebSocketConnection {
         if (this.open) this.onMessage({ bytes: event.bytes });
         break;
       case "ping":
-        if (this.open) this.#push(encodeFrame(Opcode.pong, event.payload));
+        // At most one pong waits: a peer that sends pings and reads nothing
+        // would otherwise fill our memory with answers. RFC 6455 (5.5.3)
+        // allows answering only the latest ping.
+        if (this.open) {
+          if (this.#pong) this.#queued -= this.#pong.length;
+          this.#pong = encodeFrame(Opcode.pong, event.payload);
+          this.#queued += this.#pong.length;
+          this.#wakeWriter?.();
+        }
         break;
       case "pong":
         break;
@@ -505,6 +522,7 @@ export class WebSocketConnection {
   async #writeLoop(): Promise<void> {
     try {
       while (!this.#gone) {
+        this.#takePong();
         if (this.#queue.length === 0) {
           for (const resolve of this.#drained.splice(0)) resolve();
           // Both close frames exchanged, all written: the WebSocket is over.
