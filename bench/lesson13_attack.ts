@@ -6,6 +6,9 @@
  *   are opened to the page port and held (half of them idle, half with a
  *   request head sent halfway). Is the server still alive? When they close,
  *   does the page load, and do two WebSocket users chat?
+ * - `idle`: 500 connections to the page port (half idle, half with half a
+ *   request head, then a byte every second): how many has the server
+ *   closed after 15 s?
  * - `big`: ten WebSockets each send one 60 MiB text message at once. How far
  *   does the server's memory (RSS) grow?
  *
@@ -193,6 +196,43 @@ async function hold(): Promise<void> {
   }
 }
 
+async function idle(): Promise<void> {
+  const count = 500;
+  console.log(`# idle: ${count} connections to the page port, half idle, half sending slowly`);
+  const server = new Server();
+  const conns: Deno.TcpConn[] = [];
+  try {
+    const port = await server.page();
+    let closed = 0;
+    for (let i = 0; i < count; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conns.push(conn);
+      // Counted as closed when the server ends it (EOF, or a reset).
+      conn.read(new Uint8Array(1024)).then(() => closed++, () => closed++);
+      if (i % 2 === 1) {
+        conn.write(encoder.encode(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nX-Slow: `))
+          .catch(() => {});
+      }
+    }
+    for (let second = 1; second <= 15; second++) {
+      await sleep(1_000);
+      for (const [i, conn] of conns.entries()) {
+        if (i % 2 === 1) conn.write(encoder.encode("a")).catch(() => {});
+      }
+      if (second % 5 === 0) {
+        console.log(`after ${second} s: ${closed} of ${count} closed by the server`);
+      }
+    }
+  } finally {
+    for (const conn of conns) {
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+    await server.stop();
+  }
+}
+
 async function big(): Promise<void> {
   const count = Number(args.messages);
   const mib = Number(args.mib);
@@ -278,4 +318,5 @@ async function big(): Promise<void> {
 }
 
 if (args.only === undefined || args.only === "hold") await hold();
+if (args.only === undefined || args.only === "idle") await idle();
 if (args.only === undefined || args.only === "big") await big();
