@@ -757,7 +757,8 @@ Deno.test("lesson 13: out of file descriptors (prlimit): alive, said once, the p
   try {
     // 150 connections held, half of them with half a request: more than it has descriptors for.
     for (let i = 0; i < 150; i++) {
-      const conn = await rawConnect(http);
+      const conn = await rawConnect(http).catch(() => undefined);
+      if (!conn) throw new Error(`connection ${i} failed:\n${(await server.stop()).stderr}`);
       conns.push(conn);
       if (i % 2) await writeAll(conn, encode("GET / HTTP/1.1\r\n")).catch(() => {});
     }
