@@ -10,8 +10,10 @@
  * What the gateway adds is what a browser makes necessary: it checks the
  * `Origin` of every WebSocket (a page from any other site could otherwise
  * join the chat as you), it refuses a message that would not be exactly one
- * line, and it keeps lesson 12's limits on its side too (line length, and the
- * slow-reader rule, watching `bufferedAmount`).
+ * line, and it keeps lesson 12's limits on its side too (line length, checked
+ * on each frame's header by websocket.ts, and the slow-reader rule, watching
+ * `bufferedAmount`). Each page-port connection is read with http.ts's limits
+ * (bytes, lines and time for a request head).
  *
  * The chat server may be the one server.ts runs itself, or any other that
  * speaks lesson 12's protocol (`--chat HOST:PORT`, e.g. lesson 20's): the
@@ -244,9 +246,7 @@ export class Gateway {
     // No chat server: a browser cannot read an HTTP error's text, so it gets
     // the WebSocket anyway, one `error` line saying why, and a close with the
     // same reason (the page shows it). It counts as open until it is closed.
-    const { done, end } = chat === undefined
-      ? refuse(ws, unreachable)
-      : relay(ws, chat, options);
+    const { done, end } = chat === undefined ? refuse(ws, unreachable) : relay(ws, chat, options);
     options.log(
       chat === undefined
         ? `browser ${browser}: ${unreachable}`
