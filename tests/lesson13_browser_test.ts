@@ -12,6 +12,7 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { taskArgs } from "../tools/lesson_process.ts";
 import { LessonServer } from "./_helpers.ts";
+import { RawServer } from "./_raw_server.ts";
 
 /**
  * The page's `document`, as far as the callbacks below use it: they run in
@@ -361,6 +362,64 @@ Deno.test({
     await carol?.stop();
     await foreign.shutdown();
     await server.stop();
+    await Deno.remove(profile, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "lesson 13: after a descriptor exhaustion (prlimit), a browser loads the page and chats",
+  ignore: !hasChromium && !inCI,
+}, async () => {
+  if (!hasChromium) {
+    throw new Error(`CI=true but no Chromium at ${CHROMIUM}: apt-get install chromium`);
+  }
+  await Deno.mkdir(ARTIFACTS, { recursive: true });
+  const profile = await Deno.makeTempDir({ dir: ARTIFACTS.pathname, prefix: "chromium-profile-" });
+  // Issue 17's attack, scaled down: 150 connections held on the page port of
+  // a server that may open 96 files. The old server (Deno.serve) died of it.
+  await using server = await RawServer.start("lesson13-server", [], { nofile: 96 });
+  const conns: Deno.TcpConn[] = [];
+  let browser: Browser | undefined;
+  try {
+    assert(await server.waitFor(/^page at http:\/\/127\.0\.0\.1:\d+\/$/m));
+    const url = server.stdout.match(/^page at (http:\/\/127\.0\.0\.1:\d+\/)$/m)![1];
+    const port = Number(new URL(url).port);
+    for (let i = 0; i < 150; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => undefined);
+      if (!conn) throw new Error(`connection ${i} failed:\n${(await server.stop()).stderr}`);
+      conns.push(conn);
+    }
+    assert(await server.waitFor(/^out of file descriptors with /m), server.stdout);
+    for (const conn of conns) conn.close();
+    conns.length = 0;
+
+    browser = await launch(profile);
+    const tab = async (name: string) => {
+      const context = await browser!.createBrowserContext();
+      const page = await context.newPage();
+      page.setDefaultTimeout(10_000);
+      await page.goto(url);
+      await join(page, name);
+      await page.waitForFunction(
+        (me: string) => document.querySelector("#me-name")?.textContent === me,
+        {},
+        name,
+      );
+      return page;
+    };
+    const alice = await tab("alice");
+    const bob = await tab("bob");
+    await alice.waitForSelector('#users li[data-name="bob"] button');
+    await alice.click('#users li[data-name="bob"] button');
+    await say(alice, "still here after the flood");
+    await bob.waitForFunction(() =>
+      document.querySelector('#users li[data-name="alice"] .badge')?.textContent === "1"
+    );
+    const result = await server.stop();
+    assert(!/Uncaught|error:/i.test(result.stderr), result.stderr);
+  } finally {
+    for (const conn of conns) conn.close();
+    await browser?.close();
     await Deno.remove(profile, { recursive: true });
   }
 });

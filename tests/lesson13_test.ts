@@ -15,8 +15,12 @@ import {
   encode,
   LessonServer,
   rawConnect,
+  readExactly,
+  readToEnd,
   runTask,
+  sleep,
 } from "./_helpers.ts";
+import { RawServer } from "./_raw_server.ts";
 import { RedisChatServers, skipWithoutRedis } from "./_redis.ts";
 
 /** Starts lesson13-server on free ports; returns it and its page's port. */
@@ -308,10 +312,16 @@ Deno.test("lesson 13: WebSocket and terminal users chat through the gateway", as
     const longest = "é".repeat(2048);
     assertEquals(await web.ask(longest), "ok sent tcp");
     assertEquals(await tcp.next(), `from web ${longest}`);
+    // One byte more: the frame's header already says so. The answer, then
+    // the close (1009, too big): a WebSocket cannot skip a message unread.
+    const unnamed = await Socket.open(http);
     assertEquals(
-      await web.ask(longest + "x"),
+      await unnamed.ask(longest + "x"),
       "error line-too-long lines are at most 4096 bytes",
     );
+    assertEquals(await unnamed.next(), null);
+    const closed = await unnamed.closed;
+    assertEquals([closed.code, closed.reason], [1009, "messages are at most 4096 bytes"]);
     assertEquals(await web.ask("after"), "ok sent tcp");
     assertEquals(await tcp.next(), "from web after"); // nothing else reached tcp
 
@@ -609,5 +619,275 @@ Deno.test("lesson 13: a bad --chat is a one-line usage error", async () => {
       [result.code, result.stdout, result.stderr],
       [2, "", `--chat must be HOST:PORT, e.g. 127.0.0.1:65420, got ${JSON.stringify(chat)}\n`],
     );
+  }
+});
+
+// Issue 17, items 3 and 4: the page port's limits, and WebSocket frames
+// checked from their header. (bench/lesson13_attack.ts runs the full attacks.)
+
+/** Reads everything until the server closes (at most 10 s); how long that took. */
+async function untilClosed(conn: Deno.TcpConn): Promise<{ text: string; ms: number }> {
+  const started = Date.now();
+  const bytes = await readToEnd(conn, 10_000);
+  return { text: decode(bytes), ms: Date.now() - started };
+}
+
+Deno.test("lesson 13: a page connection quiet too long is closed (header and keep-alive timeouts)", async () => {
+  const { server, http } = await start(["--header-timeout", "0.5", "--keep-alive", "0.5"]);
+  const conns: Deno.TcpConn[] = [];
+  try {
+    // Says nothing: closed, with no answer, after the header timeout.
+    const idle = await rawConnect(http);
+    conns.push(idle);
+    const quiet = await untilClosed(idle);
+    assertEquals(quiet.text, "");
+    assert(quiet.ms >= 400 && quiet.ms < 5_000, `closed after ${quiet.ms} ms`);
+
+    // Slowloris: half a head, then one byte every 100 ms. The head's deadline
+    // counts from the start, not from the last byte.
+    const slow = await rawConnect(http);
+    conns.push(slow);
+    await writeAll(slow, encode(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${http}\r\nX-Slow: `));
+    const dripping = (async () => {
+      for (let i = 0; i < 50; i++) {
+        await sleep(100);
+        if (!await slow.write(encode("a")).then(() => true, () => false)) break;
+      }
+    })();
+    const slowloris = await untilClosed(slow).catch((error) => ({ text: error.name, ms: 0 }));
+    await dripping;
+    assertEquals(slowloris.text, "");
+    assert(slowloris.ms < 3_000, `slowloris kept its connection ${slowloris.ms} ms`);
+
+    // A request answered on a kept-alive connection, then quiet: closed after --keep-alive.
+    const kept = await rawConnect(http);
+    conns.push(kept);
+    await writeAll(kept, encode(`HEAD / HTTP/1.1\r\nHost: 127.0.0.1:${http}\r\n\r\n`));
+    const answer = await untilClosed(kept);
+    assertEquals(answer.text.split("\r\n")[0], "HTTP/1.1 200 OK");
+    assertStringIncludes(answer.text, "\r\nconnection: keep-alive\r\n");
+    assert(answer.text.endsWith("\r\n\r\n"), "HEAD has no body");
+    assert(answer.ms >= 400 && answer.ms < 5_000, `closed after ${answer.ms} ms`);
+    assertEquals(server.stderr, "");
+  } finally {
+    conns.forEach(closeRaw);
+    await server.stop();
+  }
+});
+
+Deno.test("lesson 13: a request head over the limits gets 431, a bad one 400", async () => {
+  const { server, http } = await start();
+  try {
+    const ask = async (head: string) => {
+      const conn = await rawConnect(http);
+      try {
+        await writeAll(conn, encode(head)).catch(() => {});
+        return (await untilClosed(conn)).text.split("\r\n")[0];
+      } finally {
+        closeRaw(conn);
+      }
+    };
+    const host = `Host: 127.0.0.1:${http}\r\n`;
+    assertEquals(
+      await ask(`GET / HTTP/1.1\r\n${host}X-Big: ${"a".repeat(9000)}\r\n\r\n`),
+      "HTTP/1.1 431 Request Header Fields Too Large",
+    );
+    assertEquals(
+      await ask(`GET / HTTP/1.1\r\n${host}${"X-A: 1\r\n".repeat(70)}\r\n`),
+      "HTTP/1.1 431 Request Header Fields Too Large",
+    );
+    assertEquals(await ask("hello there\r\n\r\n"), "HTTP/1.1 400 Bad Request");
+    assertEquals(
+      await ask(`GET / HTTP/1.1\r\n${host}no colon\r\n\r\n`),
+      "HTTP/1.1 400 Bad Request",
+    );
+    // Typed into nc, with bare LFs: accepted.
+    assertEquals(await ask(`GET /style.css HTTP/1.0\n${host}\n`), "HTTP/1.1 200 OK");
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("lesson 13: one page connection over --max-page-connections gets 503", async () => {
+  const { server, http } = await start(["--max-page-connections", "2"]);
+  const conns: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 2; i++) conns.push(await rawConnect(http));
+    const third = await rawConnect(http);
+    conns.push(third);
+    const busy = await untilClosed(third);
+    assertEquals(busy.text.split("\r\n")[0], "HTTP/1.1 503 Service Unavailable");
+    assert(busy.text.endsWith("\r\n\r\nserver busy\n"), busy.text);
+    assert(await server.waitForLine(/^turned away a page connection: 2 open \(the limit\)$/));
+    // Their places are given back when they close.
+    conns.forEach(closeRaw);
+    let status = 0;
+    for (const deadline = Date.now() + 5_000; status !== 200 && Date.now() < deadline;) {
+      await sleep(50);
+      const page = await fetch(`http://127.0.0.1:${http}/`, { headers: { connection: "close" } });
+      status = page.status;
+      await page.body?.cancel();
+    }
+    assertEquals(status, 200);
+    // A WebSocket holds its place too: one of them and one idle connection fill 2.
+    const web = await Socket.join(http, "web");
+    try {
+      await sleep(200); // the fetches' connections are closed by now
+      conns.push(await rawConnect(http));
+      const over = await rawConnect(http);
+      conns.push(over);
+      assertEquals(
+        (await untilClosed(over)).text.split("\r\n")[0],
+        "HTTP/1.1 503 Service Unavailable",
+      );
+    } finally {
+      await web.close();
+    }
+  } finally {
+    conns.forEach(closeRaw);
+    await server.stop();
+  }
+});
+
+Deno.test("lesson 13: out of file descriptors (prlimit): alive, said once, the page and chat after", async () => {
+  await using server = await RawServer.start("lesson13-server", [], { nofile: 96 });
+  assert(await server.waitFor(/^page at http:\/\/127\.0\.0\.1:\d+\/$/m));
+  const http = Number(server.stdout.match(/^page at http:\/\/127\.0\.0\.1:(\d+)\/$/m)![1]);
+  const conns: Deno.TcpConn[] = [];
+  try {
+    // 150 connections held, half of them with half a request: more than it has descriptors for.
+    for (let i = 0; i < 150; i++) {
+      const conn = await rawConnect(http).catch(() => undefined);
+      if (!conn) throw new Error(`connection ${i} failed:\n${(await server.stop()).stderr}`);
+      conns.push(conn);
+      if (i % 2) await writeAll(conn, encode("GET / HTTP/1.1\r\n")).catch(() => {});
+    }
+    assert(
+      await server.waitFor(/^out of file descriptors with \d+ connections open: serving at most/m),
+      server.stdout,
+    );
+    await sleep(500);
+    conns.forEach(closeRaw);
+    // Still alive: the page loads, and two WebSocket users chat.
+    let status = 0;
+    for (const deadline = Date.now() + 5_000; status !== 200 && Date.now() < deadline;) {
+      await sleep(100);
+      const page = await fetch(`http://127.0.0.1:${http}/`, { headers: { connection: "close" } })
+        .catch(() => undefined);
+      status = page?.status ?? 0;
+      await page?.body?.cancel();
+    }
+    assertEquals(status, 200);
+    const a = await Socket.join(http, "a");
+    const b = await Socket.join(http, "b");
+    try {
+      assertEquals(await a.next(), "joined b");
+      assertEquals(await b.ask("/to a hello again"), "ok sent a");
+      assertEquals(await a.next(), "from b hello again");
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    const result = await server.stop();
+    // No crash, no stack trace. (Deno itself may warn that it could not load
+    // the system's CA certificates, when the gateway first connects: that is
+    // Deno's own line, not the lesson's.)
+    const stderr = result.stderr.split("\n")
+      .filter((line) => line !== "" && !/Warning.*Ignoring extra certs/.test(line));
+    assertEquals(stderr, []);
+    // A line each time the limit is lowered (once or twice: the chat needs
+    // descriptors too), not one per refused client: those are throttled.
+    const lowered = result.stdout.match(/^out of file descriptors/gm)?.length ?? 0;
+    assert(lowered >= 1 && lowered <= 3, result.stdout);
+  } finally {
+    conns.forEach(closeRaw);
+  }
+});
+
+/** The server's frames (unmasked, short), read until it closes the connection. */
+async function serverFrames(conn: Deno.TcpConn): Promise<Uint8Array> {
+  return await readToEnd(conn, 10_000);
+}
+
+/** A server frame, byte for byte, as RFC 6455 lays it out (7-bit length). */
+function serverFrame(opcode: number, payload: Uint8Array): number[] {
+  assert(payload.length < 126);
+  return [0x80 | opcode, payload.length, ...payload];
+}
+
+/** A close frame's payload: the code in 2 bytes, then the reason. */
+function closePayload(code: number, reason: string): Uint8Array {
+  return new Uint8Array([code >> 8, code & 0xff, ...encode(reason)]);
+}
+
+Deno.test("lesson 13: a frame announcing 60 MiB gets 1009 before any of it is sent", async () => {
+  const { server, http } = await start();
+  const { conn, status } = await upgrade(http, { Origin: `http://127.0.0.1:${http}` });
+  try {
+    assertEquals(status, "HTTP/1.1 101 Switching Protocols");
+    // The header alone: FIN + text, MASK + 127, 64-bit length 60 MiB, a mask. No payload.
+    await writeAll(
+      conn,
+      new Uint8Array([0x81, 0xff, 0, 0, 0, 0, 0x03, 0xc0, 0x00, 0x00, 1, 2, 3, 4]),
+    );
+    // The answer, the close (1009), and the server's FIN: without one byte of payload.
+    assertEquals([...await serverFrames(conn)], [
+      ...serverFrame(0x1, encode("error line-too-long lines are at most 4096 bytes")),
+      ...serverFrame(0x8, closePayload(1009, "messages are at most 4096 bytes")),
+    ]);
+  } finally {
+    closeRaw(conn);
+    await server.stop();
+  }
+});
+
+Deno.test("lesson 13: fragments over the limit together get 1009 too", async () => {
+  const { server, http } = await start();
+  const { conn } = await upgrade(http, { Origin: `http://127.0.0.1:${http}` });
+  try {
+    // 3,000 bytes in a first fragment (FIN clear), then the header of 1,200 more.
+    const mask = [9, 8, 7, 6];
+    const first = new Uint8Array(3000).fill(0x61).map((byte, i) => byte ^ mask[i % 4]);
+    await writeAll(conn, new Uint8Array([0x01, 0x80 | 126, 0x0b, 0xb8, ...mask, ...first]));
+    await writeAll(conn, new Uint8Array([0x80, 0x80 | 126, 0x04, 0xb0, ...mask]));
+    assertEquals([...await serverFrames(conn)], [
+      ...serverFrame(0x1, encode("error line-too-long lines are at most 4096 bytes")),
+      ...serverFrame(0x8, closePayload(1009, "messages are at most 4096 bytes")),
+    ]);
+  } finally {
+    closeRaw(conn);
+    await server.stop();
+  }
+});
+
+Deno.test("lesson 13: an unmasked client frame is refused (1002)", async () => {
+  const { server, http } = await start();
+  const { conn } = await upgrade(http, { Origin: `http://127.0.0.1:${http}` });
+  try {
+    await writeAll(conn, new Uint8Array([0x81, 0x05, ...encode("/name x")].slice(0, 7)));
+    assertEquals([...await serverFrames(conn)], [
+      ...serverFrame(0x8, closePayload(1002, "client frames must be masked")),
+    ]);
+  } finally {
+    closeRaw(conn);
+    await server.stop();
+  }
+});
+
+Deno.test("lesson 13: ping and pong, and the close handshake, by hand", async () => {
+  const { server, http } = await start();
+  const { conn } = await upgrade(http, { Origin: `http://127.0.0.1:${http}` });
+  try {
+    // A ping with a payload is answered by a pong with the same payload.
+    await writeAll(conn, new Uint8Array([0x89, 0x82, 0, 0, 0, 0, 0x68, 0x69]));
+    assertEquals([...await readExactly(conn, 4)], serverFrame(0xa, encode("hi")));
+    // Our close (1000, "done"): the server answers with the same, then closes.
+    const mask = [1, 2, 3, 4];
+    const payload = closePayload(1000, "done").map((byte, i) => byte ^ mask[i % 4]);
+    await writeAll(conn, new Uint8Array([0x88, 0x80 | payload.length, ...mask, ...payload]));
+    assertEquals([...await serverFrames(conn)], serverFrame(0x8, closePayload(1000, "done")));
+  } finally {
+    closeRaw(conn);
+    await server.stop();
   }
 });

@@ -10,8 +10,10 @@
  * What the gateway adds is what a browser makes necessary: it checks the
  * `Origin` of every WebSocket (a page from any other site could otherwise
  * join the chat as you), it refuses a message that would not be exactly one
- * line, and it keeps lesson 12's limits on its side too (line length, and the
- * slow-reader rule, watching `bufferedAmount`).
+ * line, and it keeps lesson 12's limits on its side too (line length, checked
+ * on each frame's header by websocket.ts, and the slow-reader rule, watching
+ * `bufferedAmount`). Each page-port connection is read with http.ts's limits
+ * (bytes, lines and time for a request head).
  *
  * The chat server may be the one server.ts runs itself, or any other that
  * speaks lesson 12's protocol (`--chat HOST:PORT`, e.g. lesson 20's): the
@@ -20,14 +22,25 @@
  * @module
  */
 import {
+  closeQuietly,
   ConnectionLimit,
   describeNetError,
   formatAddr,
+  isOutOfResources,
   LineDecoder,
   quote,
-  utf8Encode,
+  writeAllWithTimeout,
 } from "../../lib/mod.ts";
 import { ConnectionOutbox, MAX_LINE_BYTES } from "../12-multi-user-chat/room.ts";
+import {
+  encodeResponse,
+  hasToken,
+  HttpError,
+  type HttpLimits,
+  type RequestHead,
+  RequestReader,
+} from "./http.ts";
+import { acceptKey, CloseCode, WebSocketConnection } from "./websocket.ts";
 
 /** What the gateway needs to know. */
 export interface GatewayOptions {
@@ -45,6 +58,10 @@ export interface GatewayOptions {
   maxServerLineBytes: number;
   /** The page's files by path (`/`, `/style.css`, `/app.js`). */
   files: Map<string, { body: string; type: string }>;
+  /** The limits on each HTTP request (http.ts). */
+  http: HttpLimits;
+  /** A ping this often to each browser; one that sent nothing since the last is dropped. */
+  pingIntervalMs?: number;
   /** Where the gateway notes WebSockets opened, closed and refused. */
   log: (line: string) => void;
 }
@@ -54,7 +71,7 @@ export interface GatewayOptions {
  * only its own script and talk only to its own server: a second wall behind
  * "text is always shown as text" (see the README).
  */
-const HEADERS = {
+export const HEADERS = {
   "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; " +
     "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; " +
     "frame-ancestors 'none'",
@@ -66,20 +83,30 @@ const HEADERS = {
 /** How long to wait for the chat server to accept a connection. */
 const CONNECT_TIMEOUT_MS = 10_000;
 
-function text(status: number, body: string): Response {
-  return new Response(body + "\n", {
+/** A write to a browser that makes no progress for this long gives up on it. */
+const WRITE_TIMEOUT_MS = 30_000;
+
+/** After our close frame, the longest wait for the browser's. */
+const CLOSE_TIMEOUT_MS = 5_000;
+
+/** A plain-text answer (errors): `text/plain`, with the usual headers. */
+export function textResponse(status: number, body: string, keepAlive = false): Uint8Array {
+  return encodeResponse(
     status,
-    headers: { ...HEADERS, "content-type": "text/plain; charset=utf-8" },
-  });
+    { ...HEADERS, "content-type": "text/plain; charset=utf-8" },
+    body + "\n",
+    { keepAlive },
+  );
 }
 
 /**
- * The web server's request handler (`handle`): the page's files, and `/ws`.
+ * The page port's connection handler (`handle`): HTTP requests for the
+ * page's files, and `/ws`, where a request becomes a WebSocket.
  *
  * @example
  * ```ts ignore
  * const gateway = new Gateway({ chat: { hostname: "127.0.0.1", port: 65413 }, ... });
- * Deno.serve({ hostname: "127.0.0.1", port: 65480 }, gateway.handle);
+ * for await (const conn of acceptConnections(listener)) gateway.handle(conn);
  * ```
  */
 export class Gateway {
@@ -102,80 +129,137 @@ export class Gateway {
     return this.#relays.size;
   }
 
-  /** Answers one HTTP request (pass it to `Deno.serve`). */
-  handle = async (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => {
+  /**
+   * Serves one connection of the page port: request after request
+   * (keep-alive), until the client closes it, stays quiet too long or
+   * breaks a rule; or, if it becomes a WebSocket, until that ends. Never
+   * throws for what a client does.
+   */
+  handle = async (conn: Deno.TcpConn): Promise<void> => {
+    const reader = new RequestReader(conn, this.#options.http);
+    try {
+      while (true) {
+        const request = await reader.next();
+        if (request === null) break; // closed, or quiet for too long
+        const answer = await this.#answer(conn, request, reader);
+        if ("websocket" in answer) return await answer.websocket; // the relay owns it now
+        await writeAllWithTimeout(conn, answer.bytes, WRITE_TIMEOUT_MS, "the browser");
+        if (!answer.keepAlive) break;
+      }
+    } catch (error) {
+      if (error instanceof HttpError) {
+        // A head that breaks a rule: one answer, then close.
+        const answer = textResponse(error.status, error.message);
+        await writeAllWithTimeout(conn, answer, WRITE_TIMEOUT_MS, "the browser").catch(() => {});
+      } else if (describeNetError(error) === undefined) {
+        throw error; // a bug
+      }
+    }
+    closeQuietly(conn);
+  };
+
+  /** The answer to one request, or, once the connection became a WebSocket, its end. */
+  async #answer(
+    conn: Deno.TcpConn,
+    request: RequestHead,
+    reader: RequestReader,
+  ): Promise<{ bytes: Uint8Array; keepAlive: boolean } | { websocket: Promise<void> }> {
     const options = this.#options;
-    const path = new URL(request.url).pathname;
+    const headers = request.headers;
+    // Keep the connection for the next request, unless the client said
+    // `close`, speaks HTTP/1.0, or sent a body (we read none: its bytes
+    // would be taken for the next request).
+    const keepAlive = request.version === "1.1" && !hasToken(headers.get("connection"), "close") &&
+      !headers.has("transfer-encoding") && (headers.get("content-length") ?? "0") === "0";
+    const text = (status: number, body: string) => ({
+      bytes: textResponse(status, body, keepAlive),
+      keepAlive,
+    });
+    const path = request.target.split("?")[0];
     if (path !== "/ws") {
       const file = options.files.get(path);
       if (!file) return text(404, "not found");
       if (request.method !== "GET" && request.method !== "HEAD") {
         return text(405, "only GET and HEAD");
       }
-      return new Response(file.body, { headers: { ...HEADERS, "content-type": file.type } });
+      const bytes = encodeResponse(200, { ...HEADERS, "content-type": file.type }, file.body, {
+        keepAlive,
+        head: request.method === "HEAD",
+      });
+      return { bytes, keepAlive };
     }
-    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    if (!hasToken(headers.get("upgrade"), "websocket")) {
       return text(426, "this is the WebSocket endpoint: open the page at / instead");
     }
-    // Deno.upgradeWebSocket accepts any Origin. A browser always sends the
-    // Origin of the page that opens the WebSocket; a page on any other site
-    // (or a missing Origin: not a browser on our page) is refused.
-    const origin = request.headers.get("origin");
-    const browser = formatAddr(info.remoteAddr);
-    if (origin === null || !options.origins.has(origin)) {
+    // A browser always sends the Origin of the page that opens the
+    // WebSocket; a page on any other site (or a missing Origin: not a
+    // browser on our page) is refused.
+    const origin = headers.get("origin");
+    const browser = formatAddr(conn.remoteAddr);
+    if (origin === undefined || !options.origins.has(origin)) {
       options.log(`refused a WebSocket from ${browser}: origin ${quote(origin ?? "(none)")}`);
       return text(403, "forbidden: only the chat's own page may open a WebSocket");
     }
     if (!this.#limit.tryOpen()) return text(503, "server busy");
-    // The upgrade first: it throws for a request that is not a valid
-    // WebSocket handshake (no Sec-WebSocket-Key, say). That one gets 400 and
-    // gives its place back, before any connection to the chat server is made.
-    // A ping every 30 s; a peer that does not answer one is dropped.
-    let upgraded: { socket: WebSocket; response: Response };
-    try {
-      upgraded = Deno.upgradeWebSocket(request, { idleTimeout: 30 });
-    } catch {
-      this.#limit.close();
+    // A valid handshake (RFC 6455, 4.2.1): GET, `Connection: Upgrade`,
+    // version 13, and a key of 16 random bytes in base64 (24 characters).
+    const key = headers.get("sec-websocket-key") ?? "";
+    if (
+      request.method !== "GET" || !hasToken(headers.get("connection"), "upgrade") ||
+      headers.get("sec-websocket-version") !== "13" || !/^[A-Za-z0-9+/]{22}==$/.test(key)
+    ) {
+      this.#limit.close(); // its place back
       return text(400, "bad WebSocket request");
     }
-    const { socket, response } = upgraded;
-    let conn: Deno.TcpConn | undefined;
+    let chat: Deno.TcpConn | undefined;
     let unreachable = "";
     try {
-      conn = await Deno.connect({
+      chat = await Deno.connect({
         ...options.chat,
         signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS),
       });
     } catch (error) {
       const why = error instanceof DOMException && error.name === "TimeoutError"
         ? `no answer in ${CONNECT_TIMEOUT_MS / 1000} s`
+        : isOutOfResources(error)
+        ? "this server is out of file descriptors, try again later"
         : describeNetError(error);
       if (why === undefined) {
         this.#limit.close();
         throw error; // a bug
       }
-      const chat = formatAddr({ transport: "tcp", ...options.chat });
-      unreachable = `the chat server at ${chat} is not answering: ${why}`;
+      const address = formatAddr({ transport: "tcp", ...options.chat });
+      unreachable = `the chat server at ${address} is not answering: ${why}`;
     }
+    // The handshake's answer: from here on, the connection carries frames.
+    const accept = await acceptKey(key);
+    const switching = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+      `Connection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`;
+    const ws = new WebSocketConnection(conn, {
+      maxMessageBytes: MAX_LINE_BYTES,
+      pingIntervalMs: options.pingIntervalMs ?? 30_000,
+      writeTimeoutMs: options.drainTimeoutMs,
+      closeTimeoutMs: CLOSE_TIMEOUT_MS,
+      leftover: reader.takeLeftover(),
+      preamble: new TextEncoder().encode(switching),
+    });
     // No chat server: a browser cannot read an HTTP error's text, so it gets
     // the WebSocket anyway, one `error` line saying why, and a close with the
     // same reason (the page shows it). It counts as open until it is closed.
-    const { done, end } = conn === undefined
-      ? refuse(socket, unreachable)
-      : relay(socket, conn, options);
+    const { done, end } = chat === undefined ? refuse(ws, unreachable) : relay(ws, chat, options);
     options.log(
-      conn === undefined
+      chat === undefined
         ? `browser ${browser}: ${unreachable}`
-        : `browser ${browser} connected through ${formatAddr(conn.localAddr)}`,
+        : `browser ${browser} connected through ${formatAddr(chat.localAddr)}`,
     );
     const relaying = done.finally(() => {
       this.#relays.delete(relaying);
       this.#limit.close();
-      if (conn !== undefined) options.log(`browser ${browser} disconnected`);
+      if (chat !== undefined) options.log(`browser ${browser} disconnected`);
     });
     this.#relays.set(relaying, end);
-    return response;
-  };
+    return { websocket: relaying };
+  }
 
   /**
    * Closes every WebSocket from the gateway's side (code 1001, "going away"),
@@ -183,12 +267,12 @@ export class Gateway {
    * program's chat server, which will not say `bye` when we stop.
    */
   shutdown(reason: string): void {
-    for (const end of this.#relays.values()) end(GOING_AWAY, reason);
+    for (const end of this.#relays.values()) end(CloseCode.goingAway, reason);
   }
 
   /**
    * Waits until every WebSocket is closed (at most `timeoutMs`): at shutdown,
-   * the chat's `bye` must reach the browsers before the web server stops.
+   * the chat's `bye` must reach the browsers before the server stops.
    */
   async closed(timeoutMs: number): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -200,44 +284,26 @@ export class Gateway {
   }
 }
 
-/** WebSocket close codes the gateway uses (RFC 6455, section 7.4.1). */
-const NORMAL = 1000;
-const GOING_AWAY = 1001;
-const POLICY = 1008;
-const TRY_AGAIN_LATER = 1013;
-
-/** A close reason is at most 123 bytes of UTF-8. */
-function closeReason(text: string): string {
-  while (utf8Encode(text).length > 123) text = text.slice(0, -1);
-  return text;
-}
-
 /** One WebSocket, and how to end it. */
 interface Relay {
-  /** Settles once the WebSocket (and its TCP connection, if any) is closed. */
+  /** Settles once the WebSocket (and its TCP connection to the chat, if any) is closed. */
   done: Promise<void>;
   /** Ends it now with this close code and reason. */
   end: (code: number, reason: string) => void;
 }
 
 /** A WebSocket with no chat server behind it: one `error` line, then a close. */
-function refuse(socket: WebSocket, why: string): Relay {
-  const end = (code: number, reason: string) => {
-    if (socket.readyState <= WebSocket.OPEN) socket.close(code, closeReason(reason));
-  };
-  socket.onopen = () => {
-    socket.send(`error chat-unreachable ${why}`);
-    end(TRY_AGAIN_LATER, why);
-  };
-  socket.onerror = () => {};
-  return { done: new Promise((resolve) => socket.onclose = () => resolve()), end };
+function refuse(ws: WebSocketConnection, why: string): Relay {
+  ws.send(`error chat-unreachable ${why}`);
+  ws.close(CloseCode.tryAgainLater, why);
+  return { done: ws.closed.then(() => {}), end: (code, reason) => ws.close(code, reason) };
 }
 
 /**
  * Relays lines between one WebSocket and one TCP connection to the chat
  * server, until either side ends. `done` resolves once both are closed.
  */
-function relay(socket: WebSocket, conn: Deno.TcpConn, options: GatewayOptions): Relay {
+function relay(ws: WebSocketConnection, conn: Deno.TcpConn, options: GatewayOptions): Relay {
   // Towards the chat server: lesson 12's bounded queue (send never waits).
   const toChat = new ConnectionOutbox(conn, {
     maxQueueBytes: options.maxQueueBytes,
@@ -249,61 +315,47 @@ function relay(socket: WebSocket, conn: Deno.TcpConn, options: GatewayOptions): 
   const end = (code: number, reason: string, lastLine?: string) => {
     if (ended) return;
     ended = true;
-    if (lastLine !== undefined && socket.readyState === WebSocket.OPEN) socket.send(lastLine);
+    if (lastLine !== undefined) ws.send(lastLine);
     toChat.close(); // the chat server sees the user hang up, and tells the others `left`
-    if (socket.readyState <= WebSocket.OPEN) socket.close(code, closeReason(reason));
+    ws.close(code, reason);
   };
 
-  // socket.bufferedAmount: bytes handed to send() that are not written yet.
+  // ws.bufferedAmount: frames queued for the browser and not yet written.
   // It is this browser's outgoing queue; --max-queue bounds it (read loop below).
-  const slowReader = () =>
-    end(POLICY, "slow-reader", "error slow-reader you did not read your messages");
-  const tooMuchWaiting = () => socket.bufferedAmount > options.maxQueueBytes;
-
-  /** One line to the browser (it is open, or the line is dropped). */
-  const toBrowser = (line: string) => {
-    if (!ended && socket.readyState === WebSocket.OPEN) socket.send(line);
-  };
-
-  /**
-   * Waits until the browser has taken what waits for it (there is no
-   * "drain" event: we look every 10 ms). False if it took nothing for
-   * `drainTimeoutMs`, or the WebSocket ended.
-   */
-  const drained = async (): Promise<boolean> => {
-    let last = socket.bufferedAmount;
-    let progressAt = Date.now();
-    while (!ended && tooMuchWaiting()) {
-      if (socket.bufferedAmount < last) progressAt = Date.now();
-      last = socket.bufferedAmount;
-      if (Date.now() - progressAt > options.drainTimeoutMs) return false;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    return !ended;
-  };
+  const tooMuchWaiting = () => ws.bufferedAmount > options.maxQueueBytes;
 
   // Browser → chat: one message is one line, or it is refused with one
   // answer in the protocol's own form, so the page's "one answer per line"
-  // still holds. It is never split into several lines.
-  const refuseLine = (answer: string) => tooMuchWaiting() ? slowReader() : toBrowser(answer);
-  socket.onmessage = (event: MessageEvent) => {
+  // still holds. It is never split into several lines. (A message over 4,096
+  // bytes never gets here: the frame's header already said so, see onFail.)
+  const refuseLine = (answer: string) =>
+    tooMuchWaiting()
+      ? end(CloseCode.policy, "slow-reader", "error slow-reader you did not read your messages")
+      : ws.send(answer);
+  ws.onMessage = (message) => {
     if (ended) return;
-    const line = event.data;
-    if (typeof line !== "string") {
+    if (!("text" in message)) {
       return refuseLine("error not-text send text messages: one message is one line");
     }
-    if (/[\r\n]/.test(line)) {
+    if (/[\r\n]/.test(message.text)) {
       return refuseLine("error line-break a message is one line: no CR or LF in it");
     }
-    if (utf8Encode(line).length > MAX_LINE_BYTES) {
-      return refuseLine(`error line-too-long lines are at most ${MAX_LINE_BYTES} bytes`);
+    if (!toChat.send(message.text)) end(CloseCode.policy, "too-fast"); // the chat is not keeping up
+  };
+  // A rule broken in a frame: the answer in the protocol's form, then the
+  // WebSocket's close (1009 too big, 1007 not UTF-8, 1002 a broken frame).
+  ws.onFail = (code) => {
+    if (code === CloseCode.tooBig) {
+      ws.send(`error line-too-long lines are at most ${MAX_LINE_BYTES} bytes`);
+    } else if (code === CloseCode.invalidData) {
+      ws.send("error not-utf8 text messages must be UTF-8");
     }
-    if (!toChat.send(line)) end(POLICY, "too-fast"); // the chat server is not keeping up
+    ended = true;
+    toChat.close();
   };
 
-  // Chat → browser starts once the WebSocket is open (a `server busy` from
-  // the chat server must not be lost).
-  socket.onopen = async () => {
+  // Chat → browser.
+  const reading = (async () => {
     const decoder = new LineDecoder(options.maxServerLineBytes);
     const buffer = new Uint8Array(16 * 1024);
     let why = "the chat server closed the connection";
@@ -311,35 +363,29 @@ function relay(socket: WebSocket, conn: Deno.TcpConn, options: GatewayOptions): 
       while (!ended) {
         const n = await conn.read(buffer);
         if (n === null) break;
-        for (const line of decoder.push(buffer.subarray(0, n))) toBrowser(line);
+        for (const line of decoder.push(buffer.subarray(0, n))) ws.send(line);
         if (decoder.error) {
           why = `the chat server broke the protocol: ${decoder.error.message}`;
           break;
         }
         // Backpressure: while too much waits for the browser, read no more.
-        // (Not a cut-off at once: in a burst, bufferedAmount jumps even for a
-        // fast reader, as every send() of this turn counts before any is
-        // written.) The chat server's queue for this user fills meanwhile,
-        // and lesson 12's rule cuts off a reader that stays slow.
-        if (tooMuchWaiting() && !(await drained())) {
-          if (!ended) slowReader();
-          return;
-        }
+        // (Not a cut-off at once: in a burst, the queue jumps even for a fast
+        // reader.) The chat server's queue for this user fills meanwhile, and
+        // lesson 12's rule cuts off a reader that stays slow; one that takes
+        // nothing at all for drainTimeoutMs is dropped by the write's timeout.
+        if (tooMuchWaiting()) await ws.drained();
       }
     } catch (error) {
       const reason = describeNetError(error);
       if (reason === undefined) throw error; // a bug
       why = `lost the chat server: ${reason}`;
     }
-    end(NORMAL, why);
-  };
+    end(CloseCode.normal, why);
+  })();
 
-  socket.onerror = () => {}; // a close event follows
-  const done = new Promise<void>((resolve) => {
-    socket.onclose = () => {
-      end(NORMAL, "");
-      toChat.done.finally(resolve); // the TCP side is closed too
-    };
+  const done = ws.closed.then(async () => {
+    end(CloseCode.normal, ""); // the browser left: hang up on the chat too
+    await Promise.all([toChat.done, reading]);
   });
   return { done, end: (code, reason) => end(code, reason) };
 }

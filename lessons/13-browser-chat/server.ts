@@ -3,9 +3,11 @@
  *
  * - The chat server is lesson 12's, unchanged (`serveChat`), on port 65413:
  *   terminal clients connect to it as before.
- * - The web server (`Deno.serve`, port 65480) serves the page at `/` and, at
- *   `/ws`, the gateway (gateway.ts): each browser tab's WebSocket becomes
- *   one TCP connection to the chat server.
+ * - The web server (port 65480) serves the page at `/` and, at `/ws`, the
+ *   gateway (gateway.ts): each browser tab's WebSocket becomes one TCP
+ *   connection to the chat server. It is written by hand on `Deno.listen`
+ *   (http.ts, websocket.ts), because `Deno.serve` and Deno's WebSocket
+ *   cannot be given the limits a server needs (see those files).
  * - With `--chat HOST:PORT` it runs no chat server of its own: the gateway
  *   relays to that one instead (any server of lesson 12's protocol, e.g. one
  *   of lesson 20's, so the browser page joins a chat of many servers).
@@ -16,7 +18,9 @@
  */
 import { stripTypeScriptTypes } from "node:module";
 import {
+  acceptConnections,
   closeQuietly,
+  ConnectionLimit,
   formatAddr,
   LessonError,
   listen,
@@ -29,7 +33,7 @@ import {
 } from "../../lib/mod.ts";
 import { MAX_SERVER_LINE_BYTES } from "../12-multi-user-chat/room.ts";
 import { CHAT_FLAGS, serveChat } from "../12-multi-user-chat/server.ts";
-import { Gateway } from "./gateway.ts";
+import { Gateway, textResponse } from "./gateway.ts";
 
 /** The web server's default port (the chat's is 65413, as usual). */
 export const HTTP_PORT = 65480;
@@ -54,6 +58,33 @@ async function pageFiles(): Promise<Map<string, { body: string; type: string }>>
   ]);
 }
 
+/**
+ * Accepts the page port's connections until the listener is closed, and
+ * hands each to the gateway, at most `max` at once: one more gets `503` and
+ * is closed. lib's accept loop (lesson 08) keeps the server alive when the
+ * process runs out of file descriptors: it waits a little, lowers the limit
+ * and says so once (through the throttled log).
+ */
+async function servePage(
+  listener: Deno.TcpListener,
+  gateway: Gateway,
+  max: number,
+  log: ThrottledLog,
+): Promise<void> {
+  const limit = new ConnectionLimit(max);
+  const note = (line: string) => log.event(line);
+  for await (const conn of acceptConnections(listener, { limit, onError: note })) {
+    if (!limit.tryOpen()) {
+      note(`turned away a page connection: ${limit.open} open (the limit)`);
+      // A short answer fits in a new socket's empty send buffer: this does not wait.
+      conn.write(textResponse(503, "server busy")).catch(() => {})
+        .finally(() => closeQuietly(conn));
+      continue;
+    }
+    gateway.handle(conn).finally(() => limit.close());
+  }
+}
+
 await runMain(async () => {
   const flags = parseFlags(Deno.args, {
     lesson: 13,
@@ -68,6 +99,30 @@ await runMain(async () => {
           "with --port 0, a free one too)",
         max: 65535,
         value: "PORT",
+      },
+      "max-page-connections": {
+        type: "number",
+        description: "the most connections to the page port at once (page loads and " +
+          "WebSockets); more get 503",
+        default: 2000,
+        min: 1,
+        value: "N",
+      },
+      "header-timeout": {
+        type: "number",
+        description: "a request's head must arrive whole within this many seconds",
+        default: 10,
+        min: 0.1,
+        integer: false,
+        value: "SECONDS",
+      },
+      "keep-alive": {
+        type: "number",
+        description: "close a page connection that waits this long for its next request",
+        default: 5,
+        min: 0.1,
+        integer: false,
+        value: "SECONDS",
       },
       chat: {
         type: "string",
@@ -100,14 +155,17 @@ await runMain(async () => {
     // The protocol bounds every line (a `users` answer is a page of 100 names): a margin on top.
     maxServerLineBytes: 2 * MAX_SERVER_LINE_BYTES,
     files,
+    http: {
+      maxHeadBytes: 8192,
+      maxHeaderLines: 64,
+      headerTimeoutMs: flags["header-timeout"] * 1000,
+      keepAliveMs: flags["keep-alive"] * 1000,
+    },
     log: (line) => log.event(line),
   });
-  let web: Deno.HttpServer<Deno.NetAddr>;
+  let web: Deno.TcpListener;
   try {
-    web = Deno.serve(
-      { hostname: flags.host, port: httpPort, onListen: () => {} },
-      gateway.handle,
-    );
+    web = Deno.listen({ hostname: flags.host, port: httpPort });
   } catch (error) {
     chat?.close();
     if (error instanceof Deno.errors.AddrInUse) {
@@ -134,9 +192,14 @@ await runMain(async () => {
   // connections: the chat tells the others they left).
   // Quietly: under `deno task`, one Ctrl-C can arrive twice (the terminal and the task).
   const stop = Promise.withResolvers<void>();
-  const onSignal = () => chat ? closeQuietly(chat) : stop.resolve();
+  const onSignal = () => {
+    closeQuietly(web);
+    if (chat) closeQuietly(chat);
+    else stop.resolve();
+  };
   Deno.addSignalListener("SIGINT", onSignal);
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+  const serving = servePage(web, gateway, flags["max-page-connections"], log);
   if (chat) {
     await serveChat(chat, flags, log);
   } else {
@@ -147,7 +210,7 @@ await runMain(async () => {
   }
   // A browser that never answers our close would keep its WebSocket, so 5 s at most.
   await gateway.closed(5_000);
-  await Promise.race([web.shutdown(), new Promise((resolve) => setTimeout(resolve, 1_000))]);
+  await serving;
   log.flush();
   Deno.exit(0);
 });
