@@ -30,6 +30,7 @@
 
 import { ThrottledLog } from "./log.ts";
 import { closeQuietly } from "./net.ts";
+import { prepareSignals } from "./signals.ts";
 
 /** How many descriptors to keep free once the system has said "too many open files". */
 const DESCRIPTOR_RESERVE = 16;
@@ -91,6 +92,29 @@ export class ConnectionLimit {
     return true;
   }
 
+  /**
+   * Takes a place like {@linkcode ConnectionLimit.tryOpen}, but when none is
+   * free, first lets the event loop turn once. A client that has just closed
+   * its connection still holds its place until its handler has read the end
+   * of the stream, and that read is often waiting in this very turn (a
+   * client that connects again at once is the usual case): without the
+   * wait, the next client would be told "busy" by a slot nobody uses.
+   *
+   * @example
+   * ```ts
+   * import { ConnectionLimit } from "./accept.ts";
+   * const limit = new ConnectionLimit(1);
+   * await limit.acquire(); // true
+   * setTimeout(() => limit.close(), 0); // a connection ends in the next turn
+   * await limit.acquire(); // true: its place was given back in time
+   * ```
+   */
+  async acquire(): Promise<boolean> {
+    if (this.tryOpen()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    return this.tryOpen();
+  }
+
   /** Gives back the place of a connection that has closed. */
   close(): void {
     this.open--;
@@ -136,6 +160,9 @@ export async function* acceptConnections<C extends Deno.Conn = Deno.TcpConn>(
   listener: Deno.Listener<C>,
   options: AcceptOptions = {},
 ): AsyncGenerator<C> {
+  // Before the first accept takes a descriptor (see lib/signals.ts): a
+  // listener made without lib's `listen` (a Unix socket) is covered too.
+  prepareSignals();
   let backoffMs = 0;
   while (true) {
     let conn: C;
@@ -206,7 +233,7 @@ export async function serveEach<C extends Deno.Conn = Deno.TcpConn>(
   const busy = options.busyReply ?? new TextEncoder().encode("server busy\n");
   const limit = new ConnectionLimit(options.maxConnections);
   for await (const conn of acceptConnections(listener, { limit, onError: log })) {
-    if (!limit.tryOpen()) {
+    if (!await limit.acquire()) {
       log(`turned away a client: ${limit.open} connections open (the limit)`);
       // A short line fits in a new socket's empty send buffer: this does not wait.
       conn.write(busy).catch(() => {}).finally(() => closeQuietly(conn));

@@ -413,3 +413,22 @@ Deno.test("lesson 18: a silent client is really closed after --idle-timeout, and
   const result = await client(tls.port, LINES);
   assertEquals([result.code, result.stdout.endsWith(ANSWERS)], [0, true]);
 });
+
+Deno.test("lesson 18: half-handshakes the moment it listens, with few descriptors, do not crash Deno", async () => {
+  // Each TLS client costs the server 3 descriptors (its plain connection, and
+  // both ends of the one to the TLS listener). If the crowd takes them all
+  // before Deno sets up its signal handling, Deno 2.9 panics (lib/signals.ts).
+  await makeCerts();
+  await using tls = await LessonServer.start("lesson18-server", ["--certs", DIR], 20_000, {
+    maxOpenFiles: 128,
+  });
+  const tries = await Promise.allSettled(Array.from({ length: 150 }, () => rawConnect(tls.port)));
+  const crowd = tries.flatMap((t) => t.status === "fulfilled" ? [t.value] : []);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assertEquals(await tls.waitForExit(100), false, `the server died: ${tls.stderr}`);
+  } finally {
+    crowd.forEach(closeRaw);
+  }
+  assert(!tls.stderr.includes("panicked"), tls.stderr);
+});
