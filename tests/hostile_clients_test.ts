@@ -397,3 +397,27 @@ for (
     assert(!server.stderr.includes("panicked"), server.stderr);
   });
 }
+
+for (const lesson of [2, 3, 4, 5, 6, 7, 15, 16, 19]) {
+  const name = `lesson${String(lesson).padStart(2, "0")}-server`;
+  Deno.test(`${name}: 2,000 connections opened and closed make a few hundred log lines at most`, async () => {
+    // A slow terminal draws ~30 KB/s: one line per connection would make a
+    // churning client the server's main job (lib/log.ts peerLog).
+    await using upstream = lesson === 19 ? await LessonServer.start("lesson05-server") : undefined;
+    const args = upstream ? ["--to", `127.0.0.1:${upstream.port}`] : [];
+    await using server = await LessonServer.start(name, args);
+    const before = server.lines.length;
+    const start = Date.now();
+    for (let i = 0; i < 2_000; i += 50) {
+      const batch = await Promise.all(Array.from({ length: 50 }, () => rawConnect(server.port)));
+      batch.forEach(closeRaw);
+    }
+    const seconds = (Date.now() - start) / 1000;
+    await server.waitForQuiet(1_200, 15_000);
+    const lines = server.lines.length - before;
+    // peerLog: 50 lines a second, plus serveEach's notes (20 a second) and the counts.
+    const allowed = 75 * (Math.ceil(seconds) + 2);
+    assert(lines <= allowed, `${lines} log lines for 2,000 connections in ${seconds} s`);
+    assert(lines > 0, "no log line at all: the test proves nothing");
+  });
+}
