@@ -432,3 +432,36 @@ Deno.test("lesson 18: half-handshakes the moment it listens, with few descriptor
   }
   assert(!tls.stderr.includes("panicked"), tls.stderr);
 });
+
+Deno.test("lesson 18: try 5, a CA made again: BadSignature and DecryptError, each with its hint", async () => {
+  await makeCerts();
+  // A second run of the certs task: a new CA with the same name, and a new key.
+  const again = await Deno.makeTempDir({ dir: CERTS, prefix: "test-again-" });
+  try {
+    const made = await runTask("lesson18-certs", ["--out", again]);
+    assertEquals(made.code, 0);
+    await using tls = await server(); // still the old certificate
+    const result = await runTask("lesson18-client", [
+      "--port",
+      String(tls.port),
+      "--ca",
+      `${again}/ca.crt`,
+      ...LINES,
+    ], { timeoutMs: 20_000 });
+    assertEquals(result.code, 1);
+    assertStringIncludes(
+      result.stderr,
+      "invalid peer certificate: BadSignature (the CA this client trusts has the issuer's name " +
+        "but not its key: was the CA made again? restart the server with a certificate from the " +
+        "new CA)",
+    );
+    assert(
+      await tls.waitForLine(
+        /received fatal alert: DecryptError \(the client could not check our certificate's signature: it trusts another CA of the same name \(a new ca\.crt\?\)\)$/,
+      ),
+      tls.lines.join("\n"),
+    );
+  } finally {
+    await Deno.remove(again, { recursive: true });
+  }
+});
