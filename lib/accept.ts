@@ -75,6 +75,8 @@ export class ConnectionLimit {
   max: number;
   /** How many are open now. */
   open = 0;
+  /** Clients waiting in {@linkcode ConnectionLimit.acquire} for a place. */
+  #waiters: ((granted: boolean) => void)[] = [];
 
   /**
    * Creates a limit with no connection open.
@@ -94,30 +96,43 @@ export class ConnectionLimit {
 
   /**
    * Takes a place like {@linkcode ConnectionLimit.tryOpen}, but when none is
-   * free, first lets the event loop turn once. A client that has just closed
-   * its connection still holds its place until its handler has read the end
-   * of the stream, and that read is often waiting in this very turn (a
-   * client that connects again at once is the usual case): without the
-   * wait, the next client would be told "busy" by a slot nobody uses.
+   * free, waits up to `waitMs` for one. A client that has just closed its
+   * connection still holds its place until its handler has read the end of
+   * the stream (and, in a proxy, until the server behind has closed too):
+   * often a few milliseconds later. Without the wait, the next client would
+   * be told "busy" by a place nobody uses any more. A place given back
+   * meanwhile goes straight to the client that waits.
    *
    * @example
    * ```ts
    * import { ConnectionLimit } from "./accept.ts";
    * const limit = new ConnectionLimit(1);
    * await limit.acquire(); // true
-   * setTimeout(() => limit.close(), 0); // a connection ends in the next turn
+   * setTimeout(() => limit.close(), 1); // a connection ends a moment later
    * await limit.acquire(); // true: its place was given back in time
    * ```
+   *
+   * @param waitMs the longest wait for a place (default 10 ms)
    */
-  async acquire(): Promise<boolean> {
+  async acquire(waitMs = 10): Promise<boolean> {
     if (this.tryOpen()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    return this.tryOpen();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const granted = await new Promise<boolean>((resolve) => {
+      this.#waiters.push(resolve);
+      timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((waiter) => waiter !== resolve);
+        resolve(false);
+      }, waitMs);
+    });
+    clearTimeout(timer);
+    return granted;
   }
 
-  /** Gives back the place of a connection that has closed. */
+  /** Gives back the place of a connection that has closed (to a waiting client first). */
   close(): void {
-    this.open--;
+    const waiter = this.#waiters.shift();
+    if (waiter && this.open <= this.max) waiter(true); // the place changes hands: `open` stays
+    else this.open--;
   }
 
   /**

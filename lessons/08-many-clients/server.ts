@@ -250,7 +250,7 @@ export function echoServer(
     // then lowers `limit`, so we stay below the system's limit).
     for await (const conn of acceptConnections(listener, { limit, onError: (l) => log.event(l) })) {
       const peer = formatAddr(conn.remoteAddr);
-      // acquire() lets a connection that has just closed give its place back first.
+      // acquire() waits a moment for a connection that has just closed to give its place back.
       if (!await limit.acquire()) {
         // One short line fits in the new socket's empty send buffer, so this
         // write does not wait for the client.
