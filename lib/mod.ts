@@ -13,6 +13,8 @@
  *   trace), `LessonError`, `UsageError`, `TimeoutError`, `describeNetError`
  * - `net.ts`: `listen`, `connect`, `connectUnix` (with one-line errors), `formatAddr`,
  *   `closeQuietly`
+ * - `signals.ts`: `onShutdown`, `shutdownRequested`, `prepareSignals`: Ctrl-C
+ *   that always ends with the server's summary
  * - `accept.ts`: `acceptConnections`, `serveEach`, `ConnectionLimit`: an
  *   accept loop that one client cannot stop
  * - `io.ts`: `writeAll`, `writeAllWithTimeout`, `readChunks`, `readAll`,
@@ -54,6 +56,7 @@ export * from "./log.ts";
 export * from "./load.ts";
 export * from "./message.ts";
 export * from "./net.ts";
+export * from "./signals.ts";
 export * from "./terminal.ts";
 export * from "./text.ts";
 export * from "./turns.ts";

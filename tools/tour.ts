@@ -55,7 +55,11 @@ for (const lesson of lessons) {
   }
   // Servers finish last; show each in README order, with the real output.
   for (const run of runs) {
-    console.log(`$ ${run.block.command}`);
+    // Every server runs on a free port, so a proxy's --to is the server above, not the README's port.
+    const relay = /\s--to\s/.test(run.block.command)
+      ? "   # here: to the server above, on its port"
+      : "";
+    console.log(`$ ${run.block.command}${relay}`);
     for (const line of run.actual) console.log(`  ${line}`);
     if (!run.ok) {
       console.log(red(`  ^ differs from README line ${run.block.line}; the README expects:`));

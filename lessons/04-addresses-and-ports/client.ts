@@ -57,6 +57,7 @@ await runMain(async () => {
       maxLineBytes: 1024,
       idleTimeoutMs: timeoutMs,
       what: "the server",
+      requireNewline: true, // an answer without its LF was cut short
     });
     const line = await withDeadline(conn, timeoutMs, "the server's answer", async () => {
       const { value, done } = await lines.next();

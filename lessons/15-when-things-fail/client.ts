@@ -254,6 +254,7 @@ class Session {
       maxLineBytes: MAX_ANSWER_BYTES,
       idleTimeoutMs: timeoutMs,
       what: "the server",
+      requireNewline: true, // an answer without its LF was cut short
     });
   }
 

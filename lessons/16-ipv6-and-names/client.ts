@@ -95,7 +95,13 @@ await runMain(async () => {
     await writeAll(conn, utf8Encode(messages.map((m) => m + "\n").join("")));
     await conn.closeWrite();
     let count = 0;
-    const limits = { maxLineBytes: 1024, idleTimeoutMs: timeoutMs, what: "the server" };
+    // requireNewline: an answer without its LF was cut short.
+    const limits = {
+      maxLineBytes: 1024,
+      idleTimeoutMs: timeoutMs,
+      what: "the server",
+      requireNewline: true,
+    };
     for await (const answer of readLines(conn, limits)) {
       if (++count > messages.length) {
         throw new LessonError(
