@@ -358,3 +358,30 @@ Deno.test("a server that answers `h` without its LF and closes: the client says 
     });
   }
 });
+
+Deno.test("a server that sends terminal control codes: the client shows them as codes, never raw", async (t) => {
+  // A line that would set the window title, ring the bell, return to the start
+  // of the line and reverse what follows, on a terminal that took it raw.
+  const hostile = "\x1b]0;owned\x07hi\r\u202eevil";
+  const cases: [string, string[]][] = [
+    ["lesson04-client", []],
+    ["lesson05-client", ["--message", "hi"]],
+    ["lesson09-client", []], // sends its standard input
+    ["lesson16-client", ["--host", "127.0.0.1", "--message", "hi"]],
+  ];
+  for (const [task, args] of cases) {
+    await t.step(`${task} ${args.join(" ")}`, async () => {
+      await using server = new HostileServer(async (conn) => {
+        // Lesson 04's server speaks first; the others wait for the request to begin.
+        if (task !== "lesson04-client") await conn.read(new Uint8Array(1));
+        await writeAll(conn, encode(hostile + "\n"));
+      });
+      const client = await runTask(task, ["--port", String(server.port), ...args], {
+        stdin: "hi\n",
+      });
+      const output = client.stdout + client.stderr;
+      assert(!/[\x1b\x07\r\u202e]/.test(output), JSON.stringify(output));
+      assert(output.includes("\\x1b]0;owned\\x07hi\\x0d\\u202eevil"), output);
+    });
+  }
+});

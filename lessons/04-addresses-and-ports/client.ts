@@ -11,6 +11,7 @@ import {
   parseFlags,
   readLines,
   runMain,
+  terminalSafe,
   timeoutFlag,
   withDeadline,
 } from "../../lib/mod.ts";
@@ -64,7 +65,7 @@ await runMain(async () => {
       if (done) throw new LessonError("the server closed the connection before answering");
       return value;
     });
-    console.log(`${prefix}server says: ${line}`);
+    console.log(`${prefix}server says: ${terminalSafe(line)}`);
 
     if (flags.hold > 0) {
       console.log(

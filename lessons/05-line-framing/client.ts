@@ -16,6 +16,7 @@ import {
   parseFlags,
   readLines,
   runMain,
+  terminalSafe,
   timeoutFlag,
   UsageError,
   utf8Decode,
@@ -126,7 +127,7 @@ async function receive(conn: Deno.Conn, lines: string[], sentBytes: number, time
     if (++count > sentBytes) {
       throw new LessonError(`the server sent more answers than we sent bytes (${sentBytes})`);
     }
-    console.log(`< ${answer}`);
+    console.log(`< ${terminalSafe(answer)}`);
     if (answer === "bye" && bye !== -1 && count === expected) return; // the server closes now
   }
   if (count === 0 && expected > 0) {

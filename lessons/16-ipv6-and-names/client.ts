@@ -17,6 +17,7 @@ import {
   parseFlags,
   readLines,
   runMain,
+  terminalSafe,
   timeoutFlag,
   utf8Encode,
   withDeadline,
@@ -108,7 +109,7 @@ await runMain(async () => {
           `the server sent more answers than we sent lines (${messages.length})`,
         );
       }
-      console.log(`< ${answer}`);
+      console.log(`< ${terminalSafe(answer)}`);
     }
     if (count < messages.length) {
       throw new LessonError(`the server answered ${count} of ${messages.length} lines`);
