@@ -56,7 +56,7 @@ export class HttpError extends Error {
   }
 }
 
-/** The reason phrases of the statuses the lesson answers with. */
+/** The reason phrases of the statuses lessons 13 and 21 answer with. */
 export const STATUS_TEXT: Record<number, string> = {
   101: "Switching Protocols",
   200: "OK",
@@ -64,9 +64,13 @@ export const STATUS_TEXT: Record<number, string> = {
   403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
+  408: "Request Timeout",
+  413: "Content Too Large",
   426: "Upgrade Required",
   431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
   503: "Service Unavailable",
+  505: "HTTP Version Not Supported",
 };
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
