@@ -341,29 +341,19 @@ export async function findFile(
   const segments = decoded.split("/").filter((segment) => segment !== "" && segment !== ".");
   if (segments.includes("..")) return 403;
   if (decoded.endsWith("/")) segments.push("index.html");
-  let real: string;
   try {
-    real = await Deno.realPath([root, ...segments].join("/"));
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
-      return 404;
-    }
-    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-      return 403; // a link to a place we may not read
-    }
-    throw error;
-  }
-  if (!real.startsWith(root + "/")) return 403;
-  try {
+    const real = await Deno.realPath([root, ...segments].join("/"));
+    if (!real.startsWith(root + "/")) return 403;
     const info = await Deno.stat(real);
     if (!info.isFile || info.size > MAX_FILE_BYTES) return 404;
     return { path: real, bytes: await Deno.readFile(real) };
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return 404;
     if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-      return 403;
+      return 403; // a link to a place we may not read
     }
-    throw error;
+    // Not found, but also a name too long for the system (a client chooses
+    // the name!), a loop of links, a file in place of a folder: no file here.
+    return 404;
   }
 }
 
