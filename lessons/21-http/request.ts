@@ -178,16 +178,7 @@ export async function readRequest(
   limits: RequestLimits = DEFAULT_LIMITS,
   onHead?: (request: Request) => void,
 ): Promise<Request | null> {
-  const decoder = new TextDecoder("utf-8", { fatal: true });
   const lineTooLong = new HttpError(431, `a line is longer than ${limits.maxLineBytes} bytes`);
-  const text = (bytes: Uint8Array): string => {
-    try {
-      return decoder.decode(bytes);
-    } catch {
-      throw new HttpError(400, "a head line is not UTF-8");
-    }
-  };
-
   // The request line. A few empty lines before it are allowed (RFC 9112
   // section 2.2: some clients send an extra CRLF after a body).
   let first: Uint8Array | null;
@@ -196,8 +187,8 @@ export async function readRequest(
     first = await reader.line(limits.maxLineBytes, lineTooLong);
     if (first === null) return null;
   } while (first.length === 0 && ++empties < 4);
-  let headBytes = first.length + 2;
-  const start = text(first).match(/^(\S+) (\S+) (HTTP\/\d\.\d)$/);
+  const headBytes = first.length + 2;
+  const start = headText(first).match(/^(\S+) (\S+) (HTTP\/\d\.\d)$/);
   if (!start) throw new HttpError(400, "the request line is not METHOD TARGET HTTP/x.y");
   const [, method, target, version] = start;
   if (!TOKEN.test(method)) throw new HttpError(400, "the method is not a token");
@@ -205,7 +196,30 @@ export async function readRequest(
     throw new HttpError(505, `${version} is not spoken here: HTTP/1.1 or HTTP/1.0`);
   }
 
-  // The headers, up to the empty line.
+  const headers = await readHeaders(reader, limits, headBytes);
+  const request: Request = { method, target, version, headers, body: new Uint8Array(0) };
+  // Host says which site the client wants (one address may serve many).
+  // HTTP/1.1 requires exactly one (RFC 9112 section 3.2).
+  const hosts = headers.filter(([n]) => n.toLowerCase() === "host").length;
+  if (version === "HTTP/1.1" && hosts !== 1) {
+    throw new HttpError(400, hosts === 0 ? "no Host header" : "more than one Host header");
+  }
+  onHead?.(request);
+  request.body = await readBody(reader, request, limits);
+  return request;
+}
+
+/**
+ * The header lines of a head, up to its empty line, within the limits
+ * (`headBytes`: what the first line already used). The client reads an
+ * answer's headers with it too.
+ */
+export async function readHeaders(
+  reader: ConnReader,
+  limits: RequestLimits,
+  headBytes: number,
+): Promise<[string, string][]> {
+  const lineTooLong = new HttpError(431, `a line is longer than ${limits.maxLineBytes} bytes`);
   const headers: [string, string][] = [];
   while (true) {
     const bytes = await reader.line(limits.maxLineBytes, lineTooLong);
@@ -214,11 +228,11 @@ export async function readRequest(
     if (headBytes > limits.maxHeadBytes) {
       throw new HttpError(431, `the head is longer than ${limits.maxHeadBytes} bytes`);
     }
-    if (bytes.length === 0) break;
+    if (bytes.length === 0) return headers;
     if (headers.length === limits.maxHeaders) {
       throw new HttpError(431, `more than ${limits.maxHeaders} headers`);
     }
-    const line = text(bytes);
+    const line = headText(bytes);
     // A line that starts with a space continues the one before ("obs-fold").
     // RFC 9112 section 5.2 lets a server refuse it with 400, and we do: two
     // programs that unfold it differently read two different requests.
@@ -234,17 +248,15 @@ export async function readRequest(
     if (BAD_VALUE.test(value)) throw new HttpError(400, `a control character in ${name}`);
     headers.push([name, value]);
   }
+}
 
-  const request: Request = { method, target, version, headers, body: new Uint8Array(0) };
-  // Host says which site the client wants (one address may serve many).
-  // HTTP/1.1 requires exactly one (RFC 9112 section 3.2).
-  const hosts = headers.filter(([n]) => n.toLowerCase() === "host").length;
-  if (version === "HTTP/1.1" && hosts !== 1) {
-    throw new HttpError(400, hosts === 0 ? "no Host header" : "more than one Host header");
+/** A line of a head as text: UTF-8, or a 400. */
+export function headText(bytes: Uint8Array): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new HttpError(400, "a head line is not UTF-8");
   }
-  onHead?.(request);
-  request.body = await readBody(reader, request, limits);
-  return request;
 }
 
 /** Reads the body that the headers announce: by Content-Length, by chunks, or none. */
@@ -285,7 +297,7 @@ async function readBody(
  * A chunked body: chunks of `SIZE-IN-HEX\r\n DATA \r\n`, ended by a chunk of
  * size 0, then optional trailer lines, then an empty line.
  */
-async function readChunks(reader: ConnReader, limits: RequestLimits): Promise<Uint8Array> {
+export async function readChunks(reader: ConnReader, limits: RequestLimits): Promise<Uint8Array> {
   const tooLong = new HttpError(400, "a chunk line is too long");
   const chunks: Uint8Array[] = [];
   let total = 0;
