@@ -150,6 +150,28 @@ export class ConnReader {
     }
   }
 
+  /**
+   * Everything until the other side closes (a body with no length), at most
+   * `maxBytes`: more is an error, not a bigger buffer.
+   */
+  async rest(maxBytes: number): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    do {
+      total += this.#end - this.#start;
+      if (total > maxBytes) throw new HttpError(413, `a body over ${maxBytes} bytes`);
+      parts.push(this.#buffer.slice(this.#start, this.#end));
+      this.#start = this.#end;
+    } while (await this.#fill());
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const part of parts) {
+      out.set(part, at);
+      at += part.length;
+    }
+    return out;
+  }
+
   /** Exactly `length` bytes (a body or a chunk); a stream that ends first is a 400. */
   async bytes(length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
