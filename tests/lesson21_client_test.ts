@@ -226,7 +226,7 @@ Deno.test("lesson 21 client: a body framed by the close, a lying length, a silen
     const reason = await runTask("lesson21-client", ["-i", `http://127.0.0.1:${retitle.port}/`]);
     assertEquals([reason.code, reason.stdout], [
       0,
-      "HTTP/1.1 200 \\x1b]0;owned\\x07OK\ncontent-length: 0\n\n",
+      "HTTP/1.1 200 \\x1b]0;owned\\x07OK\nContent-Length: 0\n\n",
     ]);
     const started = performance.now();
     const quiet = await runTask("lesson21-client", [
