@@ -147,8 +147,8 @@ if (import.meta.main) {
       role: "client",
       summary: "Fetches URLs over HTTP/1.1, written by hand on a TCP connection; URLs on " +
         "the same server share one kept-alive connection. A 4xx/5xx answer is printed, then " +
-        "exit 22 (as curl -f). With no URL: http://HOST:PORT/.",
-      positionals: "[URL...]",
+        "exit 22 (as curl -f). A /PATH is on --host and --port; with none: /.",
+      positionals: "[URL or /PATH...]",
       flags: {
         request: { type: "string", description: "the method (-X), e.g. POST", value: "METHOD" },
         data: {
@@ -166,13 +166,16 @@ if (import.meta.main) {
           value: "BYTES",
         },
       },
-      epilog:
-        "Examples:\n  deno task lesson21-client http://127.0.0.1:65421/ http://127.0.0.1:65421/style.css\n" +
-        "  deno task lesson21-client -i -d 'name=ada' http://127.0.0.1:65421/echo",
+      epilog: "Examples (a /PATH is on --host and --port):\n" +
+        "  deno task lesson21-client / /style.css /logo.svg\n" +
+        "  deno task lesson21-client -i -d 'name=Ada' /echo\n" +
+        "  deno task lesson21-client http://127.0.0.1:65421/echo",
     });
     const host = flags.host.includes(":") ? `[${flags.host}]` : flags.host;
     const urls =
-      (flags.positionals.length > 0 ? flags.positionals : [`http://${host}:${flags.port}/`])
+      // A path alone (`/style.css`) is on --host and --port.
+      (flags.positionals.length > 0 ? flags.positionals : ["/"])
+        .map((text) => text.startsWith("/") ? `http://${host}:${flags.port}${text}` : text)
         .map((text) => {
           let url: URL;
           try {
