@@ -172,6 +172,23 @@ export const EXERCISES: Exercise[] = [
       ],
     ],
   },
+  {
+    lesson: "21",
+    dir: "21-http",
+    file: "request.ts",
+    tests: "lesson21_test.ts",
+    task: "the header-reading loop, with its limits",
+    hint: "A head is lines up to an empty one, and a stranger writes them: count each line's " +
+      "bytes (+ 2 for CRLF) and the headers as you go (over either limit: HttpError 431), " +
+      "refuse a folded line or a bad name with 400, and stop at the empty line.",
+    hints: [
+      [
+        /refusal/,
+        "Every limit and rule is checked byte for byte: 101 headers or 16 KiB in all is a 431, " +
+        "a line starting with a space (obs-fold) or a name with a space before the colon a 400.",
+      ],
+    ],
+  },
 ];
 
 /** The exercise of lesson `lesson` ("2", "02" or "02-echo"), if there is one. */

@@ -22,7 +22,8 @@
  *
  * @module
  */
-import { HttpError } from "../13-browser-chat/http.ts";
+// (Written so, this path works from exercises/21-http/ too.)
+import { HttpError } from "../../lessons/13-browser-chat/http.ts";
 import type { ByteConn } from "../../lib/mod.ts";
 
 export { HttpError };
