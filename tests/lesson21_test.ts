@@ -197,14 +197,14 @@ test("lesson 21: every refusal, byte for byte, and the connection closes after i
     ],
     [
       "a body over the limit",
-      "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1048577\r\n\r\n",
-      refusal("413 Content Too Large", "a body of 1048577 bytes: the limit is 1048576"),
+      "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 65537\r\n\r\n",
+      refusal("413 Content Too Large", "a body of 65537 bytes: the limit is 65536"),
     ],
     [
       "chunks over the limit",
-      "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n80000\r\n" +
-      "x".repeat(0x80000) + "\r\n80001\r\n",
-      refusal("413 Content Too Large", "a chunked body over 1048576 bytes"),
+      "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n8000\r\n" +
+      "x".repeat(0x8000) + "\r\n8001\r\n",
+      refusal("413 Content Too Large", "a chunked body over 65536 bytes"),
     ],
     [
       "a line of 8 KiB + 1",
