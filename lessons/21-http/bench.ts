@@ -10,7 +10,7 @@
  *   the answer came: requests per second and the 99th percentile latency;
  * - a new connection each time (`Connection: close`): requests per second.
  *
- * Each run is repeated (`--runs`, default 3) and the table shows medians,
+ * Each run is repeated (`--runs`, default 3; the servers take turns) and the table shows medians,
  * with the server's CPU use during the run (from /proc: one JavaScript thread
  * at ~100% means the server was the bottleneck; lower means it waited for
  * `wrk` or for the machine's other work).
@@ -182,23 +182,32 @@ await runMain(async () => {
     cpuClose: number[];
     errors: number;
   }[] = [];
-  for (const server of SERVERS) {
-    const result = {
-      name: server.name,
-      keep: [] as number[],
-      p99: [] as number[],
-      close: [] as number[],
-      cpuKeep: [] as number[],
-      cpuClose: [] as number[],
-      errors: 0,
-    };
-    const { child, port } = await start(server);
-    try {
-      const url = `http://127.0.0.1:${port}/style.css`;
-      await wrk(child.pid, url, flags.connections, 1, false); // warm-up (JIT, file cache)
-      for (let run = 0; run < flags.runs; run++) {
-        const keep = await wrk(child.pid, url, flags.connections, flags.seconds, false);
-        const close = await wrk(child.pid, url, 50, flags.seconds, true);
+  // All three run from the start, idle, and are loaded one at a time, in
+  // turns: run 1 of each, then run 2 of each, ... so a burst of other work
+  // on the machine spreads over all three instead of hitting one.
+  const running: { child: Deno.ChildProcess; port: number }[] = [];
+  try {
+    for (const server of SERVERS) {
+      running.push(await start(server));
+      results.push({
+        name: server.name,
+        keep: [],
+        p99: [],
+        close: [],
+        cpuKeep: [],
+        cpuClose: [],
+        errors: 0,
+      });
+    }
+    const url = (i: number) => `http://127.0.0.1:${running[i].port}/style.css`;
+    for (const [i, { child }] of running.entries()) {
+      await wrk(child.pid, url(i), flags.connections, 1, false); // warm-up (JIT, file cache)
+    }
+    for (let run = 0; run < flags.runs; run++) {
+      for (const [i, { child }] of running.entries()) {
+        const result = results[i];
+        const keep = await wrk(child.pid, url(i), flags.connections, flags.seconds, false);
+        const close = await wrk(child.pid, url(i), 50, flags.seconds, true);
         result.keep.push(keep.rps);
         result.p99.push(keep.p99);
         result.cpuKeep.push(keep.cpu);
@@ -206,16 +215,15 @@ await runMain(async () => {
         result.cpuClose.push(close.cpu);
         result.errors += keep.errors + close.errors;
         console.error(
-          `${server.name} run ${run + 1}: keep-alive ${keep.rps.toFixed(0)} req/s (p99 ` +
+          `${result.name} run ${run + 1}: keep-alive ${keep.rps.toFixed(0)} req/s (p99 ` +
             `${keep.p99.toFixed(2)} ms, server CPU ${keep.cpu.toFixed(0)}%), new connections ` +
             `${close.rps.toFixed(0)} req/s (server CPU ${close.cpu.toFixed(0)}%)`,
         );
       }
-    } finally {
-      child.kill("SIGTERM");
-      await child.status;
     }
-    results.push(result);
+  } finally {
+    for (const { child } of running) child.kill("SIGTERM");
+    for (const { child } of running) await child.status;
   }
   const node = results.at(-1)!;
   for (const result of results) {
