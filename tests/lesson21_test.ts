@@ -290,13 +290,21 @@ test("lesson 21: no path leaves the site folder", async (t) => {
   });
 });
 
-test("lesson 21: slow heads get 408, quiet kept-alive connections are closed", async () => {
+test("lesson 21: slow heads and bodies get 408, quiet kept-alive connections are closed", async () => {
   await using server = await LessonServer.start("lesson21-server", [
     "--header-timeout",
+    "0.5",
+    "--body-timeout",
     "0.5",
     "--idle-timeout",
     "0.5",
   ]);
+  // A body that never comes whole.
+  const slowBody = await exchange(
+    server.port,
+    "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab",
+  );
+  assertEquals(slowBody, decode(refusal("408 Request Timeout", "the body took too long")));
   // Slowloris: half a head, then nothing.
   const started = performance.now();
   const slow = await exchange(server.port, "GET / HTTP/1.1\r\nHost: a\r\n");
@@ -332,7 +340,7 @@ test("lesson 21: slow heads get 408, quiet kept-alive connections are closed", a
   await server.stop("SIGINT");
   assertMatch(
     server.lines.at(-1)!,
-    /^served 1 request on 3 connections \(2 timed out, 1 closed for idling\), \d+ bytes out$/,
+    /^served 1 request on 4 connections \(3 timed out, 1 closed for idling\), \d+ bytes out$/,
   );
 });
 
