@@ -181,7 +181,7 @@ export async function httpServer(listener: Deno.Listener, options: HttpServerOpt
           // would start is unknown now).
           clearTimeout(timer);
           stats.refused++;
-          note(`${peer}: ${error.status} ${error.message}`);
+          note(`${peer}: ${error.status} ${terminalSafe(error.message)}`);
           await send(conn, errorAnswer(error));
           return;
         }
