@@ -42,6 +42,8 @@ export class TokenBucket {
   #at: number;
 
   /**
+   * A full bucket: `burst` tokens.
+   *
    * @param limit the rate (per second) and the burst (at most this many at once)
    * @param now the clock in milliseconds (default `performance.now()`)
    */
