@@ -86,6 +86,16 @@ async function rssMiB(pid: number | undefined): Promise<number | undefined> {
   return out.success && kib > 0 ? kib / 1024 : undefined;
 }
 
+/** The server's CPU time so far, in seconds (utime + stime of /proc/PID/stat, read by cat). */
+async function cpuSeconds(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined;
+  const out = await new Deno.Command("cat", { args: [`/proc/${pid}/stat`] }).output();
+  // The fields after the command name (in parentheses): utime and stime are the 12th and 13th.
+  const fields = new TextDecoder().decode(out.stdout).split(") ")[1]?.split(" ") ?? [];
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return out.success && Number.isFinite(ticks) ? ticks / 100 : undefined; // USER_HZ is 100
+}
+
 /** `--part readers`: N users who read everything; "ready", then a summary when stdin closes. */
 async function readers(port: number, count: number): Promise<void> {
   const conns: Deno.TcpConn[] = [];
@@ -140,6 +150,11 @@ async function readers(port: number, count: number): Promise<void> {
 
 /** `--part flood`: renaming connections, as fast as they can, for `seconds`. */
 async function flood(port: number, count: number, seconds: number, reconnect: boolean) {
+  // Started early, so that the start of a process is not measured: "ready", then wait for "go".
+  console.log("ready");
+  const stdin = Deno.stdin.readable.getReader();
+  await stdin.read();
+  stdin.releaseLock();
   const end = Date.now() + seconds * 1000;
   const stats = { sent: 0, ok: 0, tooFast: 0, otherErrors: 0, closed: 0, connections: 0 };
   let counter = 0;
@@ -289,14 +304,6 @@ async function main(
     bobGone = true;
   })();
 
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  const before = await rssMiB(pid);
-  let peak = before ?? 0;
-  const sampling = setInterval(async () => {
-    const rss = await rssMiB(pid);
-    if (rss !== undefined && rss > peak) peak = rss;
-  }, 100);
-
   const flooder = child([
     ...common,
     "--part",
@@ -306,7 +313,40 @@ async function main(
     "--seconds",
     String(flags.seconds),
     ...(flags.reconnect ? ["--reconnect"] : []),
-  ]);
+  ], "piped");
+  if ((await flooder.next()) !== "ready") throw new Error("the flooders did not start");
+  /** One round trip: alice to bob and back (bob echoes); its time, or undefined after 10 s. */
+  let round = 0;
+  const roundTrip = async (): Promise<number | undefined> => {
+    const started = performance.now();
+    const text = `p${++round}`;
+    await writeAll(alice.conn, utf8Encode(`/to bob_rtt ${text}\n`));
+    try {
+      await alice.until(new RegExp(`^from bob_rtt ${text}$`), 10_000);
+      return performance.now() - started;
+    } catch {
+      return undefined;
+    }
+  };
+  // The reference, in the same run: the round trip with no flood, for 2 s.
+  const quiet: number[] = [];
+  for (const until = Date.now() + 2000; Date.now() < until;) {
+    const rtt = await roundTrip();
+    if (rtt !== undefined) quiet.push(rtt);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  quiet.sort((a, b) => a - b);
+  const before = await rssMiB(pid);
+  const cpuBefore = await cpuSeconds(pid);
+  let peak = before ?? 0;
+  const sampling = setInterval(async () => {
+    const rss = await rssMiB(pid);
+    if (rss !== undefined && rss > peak) peak = rss;
+  }, 100);
+
+  const go = flooder.process.stdin.getWriter();
+  await go.write(utf8Encode("go\n"));
+  await go.close();
   const floodResult = flooder.next();
 
   // Round trips every 100 ms (10 lines a second: a fast typist), for the flood's duration.
@@ -315,23 +355,17 @@ async function main(
   const floodStart = performance.now();
   let lost = 0;
   const end = Date.now() + flags.seconds * 1000;
-  for (let i = 0; Date.now() < end && !bobGone; i++) {
+  while (Date.now() < end && !bobGone) {
     const started = performance.now();
-    await writeAll(alice.conn, utf8Encode(`/to bob_rtt p${i}\n`));
-    try {
-      await alice.until(new RegExp(`^from bob_rtt p${i}$`), 10_000);
-      rtts.push(performance.now() - started);
+    const rtt = await roundTrip();
+    if (rtt !== undefined) {
+      rtts.push(rtt);
       if (rtts.at(-1)! > 100) {
         slow.push(
           `${rtts.at(-1)!.toFixed(0)} ms at ${((started - floodStart) / 1000).toFixed(2)} s`,
         );
       }
-    } catch (error) {
-      lost++;
-      if (!(error instanceof Error) || !/no answer|did not answer|within/i.test(error.message)) {
-        break;
-      }
-    }
+    } else lost++;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   const bobCutOff = bobGone; // before we close bob ourselves
@@ -339,6 +373,10 @@ async function main(
   await flooder.process.status;
   clearInterval(sampling);
   const peakDuring = Math.max(peak, (await rssMiB(pid)) ?? 0);
+  const cpuAfter = await cpuSeconds(pid);
+  const busy = cpuBefore === undefined || cpuAfter === undefined
+    ? "?"
+    : `${((cpuAfter - cpuBefore) / flags.seconds * 100).toFixed(0)}%`;
   await new Promise((resolve) => setTimeout(resolve, 3000));
   const after = await rssMiB(pid);
 
@@ -366,11 +404,16 @@ async function main(
       `worst ${ms(rtts.at(-1) ?? NaN)} (${rtts.length} round trips, ${lost} unanswered in 10 s` +
       `${bobCutOff ? ", bob was cut off" : ""})`,
   );
+  console.log(
+    `the same before the flood: median ${ms(percentile(quiet, 0.5))}, ` +
+      `worst ${ms(quiet.at(-1) ?? NaN)} (${quiet.length} round trips)`,
+  );
   if (slow.length > 0) console.log(`round trips over 100 ms: ${slow.slice(0, 10).join(", ")}`);
   console.log(
     `server RSS: before ${mib(before)}, peak ${mib(peakDuring)}, after ${mib(after)} ` +
       `(grew ${before === undefined ? "?" : mib(peakDuring - before)})`,
   );
+  console.log(`server CPU during the flood: ${busy} of one core`);
   console.log(
     `readers cut off: ${read.cutOff} of ${flags.users}` +
       (read.lastLines?.length ? ` (last lines: ${read.lastLines.join(" | ")})` : "") +
