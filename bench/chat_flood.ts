@@ -17,7 +17,7 @@
  * server, not its own busy event loop.
  *
  * Usage: deno task bench-chat-flood [--users 300] [--flooders 1] [--seconds 8]
- *        [--reconnect] [--chat HOST:PORT [--pid PID]] [--root DIR] [--server-args "..."]
+ *        [--reconnect | --churn] [--chat HOST:PORT [--pid PID]] [--root DIR] [--server-args "..."]
  *
  * @module
  */
@@ -35,6 +35,10 @@ const FLAGS = {
   users: { type: "number", description: "users who read everything", default: 300, min: 0 },
   flooders: { type: "number", description: "connections renaming as fast as they can", default: 1 },
   seconds: { type: "number", description: "how long the flood lasts", default: 8, min: 1 },
+  churn: {
+    type: "boolean",
+    description: "instead of renaming: connect, take a name, hang up, again (2 broadcasts each)",
+  },
   reconnect: {
     type: "boolean",
     description: "a flooder the server closes connects again and goes on (connection churn)",
@@ -149,7 +153,13 @@ async function readers(port: number, count: number): Promise<void> {
 }
 
 /** `--part flood`: renaming connections, as fast as they can, for `seconds`. */
-async function flood(port: number, count: number, seconds: number, reconnect: boolean) {
+async function flood(
+  port: number,
+  count: number,
+  seconds: number,
+  reconnect: boolean,
+  churn: boolean,
+) {
   // Started early, so that the start of a process is not measured: "ready", then wait for "go".
   console.log("ready");
   const stdin = Deno.stdin.readable.getReader();
@@ -168,6 +178,22 @@ async function flood(port: number, count: number, seconds: number, reconnect: bo
         continue;
       }
       stats.connections++;
+      if (churn) {
+        // Connect, take a name, hang up: one `joined` and one `left` for everyone.
+        try {
+          const lines = new Lines(conn);
+          await writeAll(conn, utf8Encode(`/name f${k}c${++counter}\n`));
+          stats.sent++;
+          const answer = await lines.next(10_000);
+          if (answer?.startsWith("ok name ")) stats.ok++;
+          else if (answer?.startsWith("error too-fast")) stats.tooFast++;
+          else stats.otherErrors++;
+        } catch {
+          stats.otherErrors++;
+        }
+        closeQuietly(conn);
+        continue;
+      }
       let open = true;
       // Read and throw away (counting answers), so that we are never a slow reader.
       const reading = (async () => {
@@ -313,6 +339,7 @@ async function main(
     "--seconds",
     String(flags.seconds),
     ...(flags.reconnect ? ["--reconnect"] : []),
+    ...(flags.churn ? ["--churn"] : []),
   ], "piped");
   if ((await flooder.next()) !== "ready") throw new Error("the flooders did not start");
   /** One round trip: alice to bob and back (bob echoes); its time, or undefined after 10 s. */
@@ -396,7 +423,8 @@ async function main(
   const mib = (x: number | undefined) => x === undefined ? "?" : `${x.toFixed(0)} MiB`;
   console.log(
     `${flags.users} readers, ${flags.flooders} flooder${flags.flooders === 1 ? "" : "s"}` +
-      `${flags.reconnect ? " (reconnecting)" : ""}, ${flags.seconds} s` +
+      `${flags.reconnect ? " (reconnecting)" : ""}${flags.churn ? " (churning)" : ""}, ` +
+      `${flags.seconds} s` +
       (target ? ` against ${flags.chat}` : ` (server: ${flags.root})`),
   );
   console.log(
@@ -438,7 +466,13 @@ if (import.meta.main) {
     const target = flags.chat === undefined ? undefined : parseHostPort(flags.chat, "--chat");
     if (flags.part === "readers") return await readers(target!.port, flags.users);
     if (flags.part === "flood") {
-      return await flood(target!.port, flags.flooders, flags.seconds, flags.reconnect);
+      return await flood(
+        target!.port,
+        flags.flooders,
+        flags.seconds,
+        flags.reconnect,
+        flags.churn,
+      );
     }
     await main(flags, target);
   });
