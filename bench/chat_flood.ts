@@ -17,7 +17,7 @@
  * server, not its own busy event loop.
  *
  * Usage: deno task bench-chat-flood [--users 300] [--flooders 1] [--seconds 8]
- *        [--reconnect | --churn] [--chat HOST:PORT [--pid PID]] [--root DIR] [--server-args "..."]
+ *        [--reconnect | --churn] [--plain] [--chat HOST:PORT [--pid PID]] [--root DIR] [--server-args "..."]
  *
  * @module
  */
@@ -35,6 +35,10 @@ const FLAGS = {
   users: { type: "number", description: "users who read everything", default: 300, min: 0 },
   flooders: { type: "number", description: "connections renaming as fast as they can", default: 1 },
   seconds: { type: "number", description: "how long the flood lasts", default: 8, min: 1 },
+  plain: {
+    type: "boolean",
+    description: "the flooders send /chat nobody, lines that cost no one else anything",
+  },
   churn: {
     type: "boolean",
     description: "instead of renaming: connect, take a name, hang up, again (2 broadcasts each)",
@@ -159,6 +163,7 @@ async function flood(
   seconds: number,
   reconnect: boolean,
   churn: boolean,
+  plain: boolean,
 ) {
   // Started early, so that the start of a process is not measured: "ready", then wait for "go".
   console.log("ready");
@@ -215,7 +220,9 @@ async function flood(
       try {
         while (open && Date.now() < end) {
           let chunk = "";
-          for (let i = 0; i < 500; i++) chunk += `/name f${k}n${++counter}\n`;
+          for (let i = 0; i < 500; i++) {
+            chunk += plain ? "/chat nobody\n" : `/name f${k}n${++counter}\n`;
+          }
           await writeAll(conn, utf8Encode(chunk));
           stats.sent += 500;
         }
@@ -340,6 +347,7 @@ async function main(
     String(flags.seconds),
     ...(flags.reconnect ? ["--reconnect"] : []),
     ...(flags.churn ? ["--churn"] : []),
+    ...(flags.plain ? ["--plain"] : []),
   ], "piped");
   if ((await flooder.next()) !== "ready") throw new Error("the flooders did not start");
   /** One round trip: alice to bob and back (bob echoes); its time, or undefined after 10 s. */
@@ -365,6 +373,7 @@ async function main(
   quiet.sort((a, b) => a - b);
   const before = await rssMiB(pid);
   const cpuBefore = await cpuSeconds(pid);
+  const floodStartedAt = performance.now();
   let peak = before ?? 0;
   const sampling = setInterval(async () => {
     const rss = await rssMiB(pid);
@@ -403,7 +412,10 @@ async function main(
   const cpuAfter = await cpuSeconds(pid);
   const busy = cpuBefore === undefined || cpuAfter === undefined
     ? "?"
-    : `${((cpuAfter - cpuBefore) / flags.seconds * 100).toFixed(0)}%`;
+    : `${
+      ((cpuAfter - cpuBefore) / ((performance.now() - floodStartedAt) / 1000) * 100)
+        .toFixed(0)
+    }%`;
   await new Promise((resolve) => setTimeout(resolve, 3000));
   const after = await rssMiB(pid);
 
@@ -423,7 +435,8 @@ async function main(
   const mib = (x: number | undefined) => x === undefined ? "?" : `${x.toFixed(0)} MiB`;
   console.log(
     `${flags.users} readers, ${flags.flooders} flooder${flags.flooders === 1 ? "" : "s"}` +
-      `${flags.reconnect ? " (reconnecting)" : ""}${flags.churn ? " (churning)" : ""}, ` +
+      `${flags.reconnect ? " (reconnecting)" : ""}${flags.churn ? " (churning)" : ""}` +
+      `${flags.plain ? " (plain lines)" : ""}, ` +
       `${flags.seconds} s` +
       (target ? ` against ${flags.chat}` : ` (server: ${flags.root})`),
   );
@@ -472,6 +485,7 @@ if (import.meta.main) {
         flags.seconds,
         flags.reconnect,
         flags.churn,
+        flags.plain,
       );
     }
     await main(flags, target);

@@ -22,12 +22,12 @@ import {
   type IdleTracker,
   LineDecoder,
   LineTooLongError,
+  type RateLimit,
   TokenBucket,
   utf8Encode,
   Utf8Error,
   writeAllWithTimeout,
 } from "../../lib/mod.ts";
-import type { RateLimit } from "../../lib/rate.ts";
 import type { ReadTurns } from "../../lib/turns.ts";
 
 /** The longest line, in bytes, not counting CR LF (the protocol's limit). */
