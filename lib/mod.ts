@@ -35,6 +35,8 @@
  * - `load.ts` (lesson 09): `runLoad`, `formatReport`: the load generator
  * - `turns.ts` (lessons 08, 12): `ReadTurns`: reads in turns, so 1,000 busy
  *   clients are served fairly
+ * - `rate.ts` (lesson 12): `TokenBucket`: flood control, at most a burst at
+ *   once and then a rate per second
  * - `terminal.ts` (lessons 11, 12): `readTerminalLines`: what the user
  *   types, line by line
  *
@@ -56,6 +58,7 @@ export * from "./log.ts";
 export * from "./load.ts";
 export * from "./message.ts";
 export * from "./net.ts";
+export * from "./rate.ts";
 export * from "./signals.ts";
 export * from "./terminal.ts";
 export * from "./text.ts";
