@@ -16,6 +16,7 @@ import {
   IdleTracker,
   listen,
   maxConnectionsFlag,
+  onShutdown,
   parseFlags,
   plural,
   runMain,
@@ -145,10 +146,9 @@ if (import.meta.main) {
     });
     const listener = listen({ host: flags.host, port: flags.port, lesson: 12 });
     // Ctrl-C or SIGTERM: stop accepting, say bye to everyone, let it go out.
-    // Quietly: under `deno task`, one Ctrl-C can arrive twice (the terminal and the task).
-    const onSignal = () => closeQuietly(listener);
-    Deno.addSignalListener("SIGINT", onSignal);
-    if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+    // lib's onShutdown runs this once: under `deno task`, one Ctrl-C arrives
+    // twice (the terminal and the task), and the copy must not kill us.
+    onShutdown(() => closeQuietly(listener));
     await serveChat(listener, flags);
   });
 }
