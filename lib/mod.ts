@@ -35,6 +35,8 @@
  *   clients are served fairly
  * - `terminal.ts` (lessons 11, 12): `readTerminalLines`: what the user
  *   types, line by line
+ * - `process.ts` (lesson 20): `taskArgs`, `closedPort`: start the course's
+ *   own programs through their tasks
  *
  * `deno doc lib/mod.ts` lists every export with its documentation, and
  * `deno doc --filter LineDecoder lib/mod.ts` shows one.
@@ -54,6 +56,7 @@ export * from "./log.ts";
 export * from "./load.ts";
 export * from "./message.ts";
 export * from "./net.ts";
+export * from "./process.ts";
 export * from "./terminal.ts";
 export * from "./text.ts";
 export * from "./turns.ts";

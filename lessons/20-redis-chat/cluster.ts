@@ -13,7 +13,7 @@
  */
 import { TextLineStream } from "@std/streams";
 import { LessonError, parseFlags, runMain } from "../../lib/mod.ts";
-import { closedPort, taskArgs } from "../../tools/lesson_process.ts";
+import { closedPort, taskArgs } from "../../lib/process.ts";
 
 /** The repository's root: programs run from there, as `deno task` runs them. */
 const ROOT = new URL("../../", import.meta.url);
