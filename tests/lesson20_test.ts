@@ -492,3 +492,123 @@ Deno.test("lesson 20: a Redis host outside the task's --allow-net is named in on
     server.lines.join("\n"),
   );
 });
+
+Deno.test({
+  name: "lesson 20: at start, a server connects to Redis before it listens: one alice, not two",
+  ignore,
+  async fn() {
+    await using cluster = await Cluster.start(0);
+    // Both servers at once; the moment each prints `listening on`, alice asks it for her name.
+    const ask = async () => {
+      const server = await LessonServer.start("lesson20-server", ["--redis", cluster.redis.url]);
+      cluster.servers.push(server);
+      const alice = await cluster.user(server);
+      return { alice, answer: await alice.ask("/name alice") };
+    };
+    const [first, second] = await Promise.all([ask(), ask()]);
+    assertEquals([first.answer, second.answer].sort(), [
+      "error name-taken alice is taken",
+      "ok name alice",
+    ]);
+    // The one who got the name keeps it: no `name-taken` once both rooms are in step.
+    const winner = first.answer === "ok name alice" ? first.alice : second.alice;
+    await winner.send("/to alice still mine");
+    assertEquals(await winner.collect(["ok sent alice", "from alice still mine"], 5_000), [
+      "from alice still mine",
+      "ok sent alice",
+    ]);
+    for (const server of cluster.servers) {
+      // Connected first, then listening: the order of the lines says so.
+      const lines = server.lines.filter((line) => /^(listening on|redis: )/.test(line));
+      assertMatch(lines.join("\n"), /^redis: connected to .*\nlistening on /);
+    }
+  },
+});
+
+Deno.test({
+  name: "lesson 20: a client renaming itself on A for 4 s cuts off none of B's users who read",
+  ignore,
+  async fn() {
+    await using cluster = await Cluster.start(2);
+    const [a, b] = cluster.servers;
+    const readers: User[] = [];
+    for (let i = 0; i < 100; i++) readers.push(await cluster.user(b, `r${i}`));
+    // Each reader reads everything that comes, as fast as it comes, until its own ping.
+    const ended = readers.map(() => "");
+    const counts = readers.map(() => 0);
+    const reading = readers.map(async (reader, i) => {
+      while (true) {
+        const line = await reader.next(60_000).catch((error) => `(${error})`);
+        if (line === `from r${i} ping`) return;
+        counts[i]++;
+        if (line === null || line.startsWith("error slow-reader") || line.startsWith("(")) {
+          ended[i] = line ?? "closed";
+          return;
+        }
+      }
+    });
+    // One client on A renames itself as fast as A answers (1,000 renames ahead of the
+    // answers), for 4 s: each rename is a `left` and a `joined` for every reader on B.
+    const renamer = await cluster.user(a);
+    let sent = 0;
+    let answered = 0;
+    const until = Date.now() + 4_000;
+    while (Date.now() < until) {
+      const batch = [];
+      while (sent - answered < 1000) batch.push(`/name x${sent++}`);
+      await renamer.send(batch.join("\n"));
+      while (sent - answered >= 500) {
+        const line = await renamer.next(30_000);
+        if (line?.startsWith("ok name ") || line?.startsWith("error ")) answered++;
+      }
+    }
+    await renamer.until(`ok name x${sent - 1}`, 30_000);
+    // Every reader is still there: each sends itself a ping, and gets it.
+    await Promise.all(readers.map((reader, i) => reader.send(`/to r${i} ping`).catch(() => {})));
+    await Promise.all(reading);
+    assertEquals(ended.filter((why) => why !== ""), []);
+    assert(Math.min(...counts) > 1_000, `lines per reader: at least ${Math.min(...counts)}`);
+  },
+});
+
+Deno.test({
+  name: "lesson 20: mallory's /to flood from A does not cut off bob on B, who reads",
+  ignore,
+  async fn() {
+    await using cluster = await Cluster.start(2);
+    const [a, b] = cluster.servers;
+    const bob = await cluster.user(b, "bob");
+    const mallory = await cluster.user(a, "mallory");
+    assertEquals(await bob.next(), "joined mallory");
+    // 1,000 messages of 4 KB, in one go: A takes them as fast as it reads them.
+    const text = "m".repeat(4000);
+    const lines = Array.from({ length: 1000 }, (_, i) => `/to bob ${i} ${text}\n`).join("");
+    const sending = writeAll(mallory.conn, encode(lines)).catch(() => {}); // (closed at the end)
+    // bob reads as fast as they come: each arrives once, in order; what B could not
+    // hold is dropped, and bob is told how many.
+    let received = 0;
+    let dropped = 0;
+    let last = -1;
+    while (received + dropped < 1000) {
+      const line = await bob.next(15_000) ?? "(closed)";
+      assert(!line.startsWith("error") && line !== "(closed)", `bob got ${line}`);
+      const notice = line.match(
+        /^from \[server\] (\d+) messages? to you (?:was|were) dropped: too many arrived at once$/,
+      );
+      if (notice) {
+        dropped += Number(notice[1]);
+        continue;
+      }
+      const [, id, body] = line.match(/^from mallory (\d+) (m+)$/) ?? [];
+      assertEquals(body, text);
+      assert(Number(id) > last, `${id} after ${last}`);
+      last = Number(id);
+      received++;
+    }
+    await sending;
+    assertEquals(received + dropped, 1000);
+    // bob is still here, and his server still passes messages on.
+    assertEquals(await bob.ask("/to mallory still here"), "ok sent mallory");
+    await mallory.until("from bob still here", 15_000);
+  },
+});

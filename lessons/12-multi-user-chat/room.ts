@@ -51,6 +51,8 @@ export type ErrorCode =
 export interface Outbox {
   /** Queues one line (without LF). False if the queue is full: the peer is too slow. */
   send(line: string): boolean;
+  /** Bytes queued and not yet written, if the transport knows (lesson 20 paces by it). */
+  readonly queuedBytes?: number;
   /**
    * Sends `lastLine` after what is queued (or instead of it, with `drop`),
    * then closes. Further `send`s are ignored.
@@ -162,6 +164,14 @@ export class ChatSession {
     this.#room = room;
     this.#outbox = outbox;
     this.peer = peer;
+  }
+
+  /**
+   * Bytes waiting in this user's outgoing queue (0 if its transport does not
+   * say): lesson 20 feeds lines from other servers only as this drains.
+   */
+  get queuedBytes(): number {
+    return this.#outbox.queuedBytes ?? 0;
   }
 
   /** True once the session is over (bye, dropped, cut off). */
