@@ -72,6 +72,9 @@ if (import.meta.main) {
     });
     checkRedisUrl(flags.redis); // before listening: a bad URL is a usage error, not a crash
     const log = new ThrottledLog();
+    // What the room says while it starts is printed after `listening on`, the
+    // first line of every lesson server (the tests and the cluster wait for it).
+    let early: string[] | undefined = [];
     // Unique per process: a server restarted on the same port is a new server.
     const random = crypto.getRandomValues(new Uint8Array(3));
     const serverId = `${flags.port}-${
@@ -84,6 +87,7 @@ if (import.meta.main) {
       maxQueueBytes: flags["max-queue"],
       log: (line) => log.event(line),
       status: (line) => {
+        if (early) return void early.push(line);
         log.flush(); // what happened before comes first
         console.log(line);
       },
@@ -99,6 +103,8 @@ if (import.meta.main) {
       await room.close();
       throw error;
     }
+    for (const line of early) console.log(line);
+    early = undefined;
     // Ctrl-C or SIGTERM: stop accepting, say bye to everyone, let it go out
     // (lesson 12's). A second signal closes nothing more: in a terminal, Ctrl-C
     // reaches every process of the group, and lesson20-cluster then also stops
