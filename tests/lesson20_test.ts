@@ -621,3 +621,33 @@ Deno.test({
     await mallory.until("from bob still here", 15_000);
   },
 });
+
+Deno.test({
+  name: "lesson 20: a /name while the room is still setting up with Redis is decided in Redis",
+  ignore,
+  async fn() {
+    await using cluster = await Cluster.start(1);
+    await cluster.user(cluster.servers[0], "alice");
+    // A slow way to Redis (lesson 19's proxy, every piece held 500 ms): setting up takes
+    // several round trips, longer than the 4 s a server waits at most before it listens.
+    const slow = await LessonServer.start("lesson19-server", [
+      "--to",
+      `127.0.0.1:${cluster.redis.port}`,
+      "--delay",
+      "500",
+      "--quiet",
+    ]);
+    cluster.servers.push(slow);
+    const a = await LessonServer.start("lesson20-server", [
+      "--redis",
+      `redis://127.0.0.1:${slow.port}`,
+    ]);
+    cluster.servers.push(a);
+    // At once, before the room is in step: the answer waits, and is Redis's.
+    const other = await cluster.user(a);
+    assertEquals(await other.ask("/name alice", 15_000), "error name-taken alice is taken");
+    assertEquals(await other.ask("/name bob", 15_000), "ok name bob");
+    assert(await a.waitForLine(/^redis: connected to /), a.lines.join("\n"));
+    assertEquals(a.lines.filter((line) => line.startsWith("redis: cannot reach")), []);
+  },
+});
