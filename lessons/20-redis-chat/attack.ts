@@ -28,7 +28,8 @@ class Reader {
   notices: string[] = [];
   /** The line that ended it (`error slow-reader ...`), or "closed". */
   cutOff: string | undefined;
-  last: string[] = [];
+  /** Called with every line (the latency probe). */
+  onLine: ((line: string) => void) | undefined;
   #decoder = new LineDecoder(1 << 16);
   #waiting: ((line: string) => void) | undefined;
   readonly reading: Promise<void>;
@@ -42,6 +43,7 @@ class Reader {
           if (n === null) break;
           for (const line of this.#decoder.push(buffer.subarray(0, n))) {
             this.lines++;
+            this.onLine?.(line);
             if (line.startsWith("from [server] ")) this.notices.push(line);
             else if (line.startsWith("from ")) this.from++;
             if (line.startsWith("error slow-reader")) this.cutOff = line;
@@ -149,6 +151,12 @@ await runMain(async () => {
 
     if (flags.attack === "rename") {
       for (let i = 0; i < flags.readers; i++) users.push(await Reader.connect(b.port, `r${i}`));
+      // A probe between two readers on B: how long a message from one to the other takes.
+      const latencies: number[] = [];
+      users[1].onLine = (line) => {
+        const at = line.match(/^from r0 probe (\S+)$/)?.[1];
+        if (at !== undefined) latencies.push(performance.now() - Number(at));
+      };
       const renamer = new Reader(await Deno.connect({ hostname: "127.0.0.1", port: a.port }));
       users.push(renamer);
       const end = Date.now() + flags.seconds * 1000;
@@ -159,17 +167,26 @@ await runMain(async () => {
         const lines = [];
         for (; sent < due; sent++) lines.push(`/name x${sent}`);
         if (lines.length > 0) await writeAll(renamer.conn, encoder.encode(lines.join("\n") + "\n"));
+        if (sent % 20 === 0 || flags.rate > 100) {
+          await writeAll(users[0].conn, encoder.encode(`/to r1 probe ${performance.now()}\n`));
+        }
         await sleep(10);
       }
       await sleep(2_000); // what is still on its way
       const readers = users.slice(0, flags.readers);
       const cut = readers.filter((reader) => reader.cutOff !== undefined);
       const lines = readers.map((reader) => reader.lines).sort((x, y) => x - y);
+      latencies.sort((x, y) => x - y);
+      const probe = latencies.length === 0
+        ? "no probe message arrived"
+        : `a message between two readers on B took ${
+          latencies[Math.floor(latencies.length / 2)].toFixed(0)
+        } ms (median of ${latencies.length}), ${latencies.at(-1)!.toFixed(0)} ms at most`;
       console.log(
         `rename: ${sent} renames on A in ${flags.seconds} s; of ${flags.readers} readers on B, ` +
           `${cut.length} cut off${cut[0] ? ` (${cut[0].cutOff})` : ""}; lines per reader: ` +
           `min ${lines[0]}, max ${lines.at(-1)}; B's RSS ${before.toFixed(0)} MiB before, ` +
-          `${peak.toFixed(0)} MiB at most`,
+          `${peak.toFixed(0)} MiB at most; ${probe}`,
       );
     } else {
       const alice = await Reader.connect(a.port, "alice");
