@@ -19,6 +19,12 @@
  * `left` for them. Without Redis the room works like lesson 12's, for the
  * users of this server only, and rebuilds the shared view when Redis is back.
  *
+ * What comes from other servers arrives in bursts that nothing at the
+ * sender's end slowed down. The room handles it a slice (5 ms) at a time,
+ * and gives each user's queue lines from elsewhere only as it drains; what
+ * does not fit in the user's bounded backlog is dropped, and the user told
+ * how many (README, "Bursts from another server").
+ *
  * @module
  */
 import { createClient } from "redis";
@@ -35,7 +41,7 @@ const MAX_MESSAGE_CHARS = 16 * 1024;
 /** Who the notices to users are from: brackets, so no user can have this name. */
 export const NOTICE_FROM = "[server]";
 /**
- * The most bytes (characters) from Redis waiting to be handled: a burst past
+ * The most characters from Redis waiting to be handled: a burst past
  * it is dropped (see #receive). Redis sends as fast as the other servers
  * publish; without a bound, a burst would wait here without end.
  */
@@ -76,8 +82,8 @@ export interface SharedRoomOptions {
   commandTimeoutMs?: number;
   /**
    * The bound of each user's outgoing queue (lesson 12's `--max-queue`, default
-   * 256 KiB): messages from other servers fill it to half at most, and wait
-   * in the user's backlog meanwhile.
+   * 256 KiB): lines from other servers fill it to 3/4 at most, and wait in
+   * the user's backlog meanwhile.
    */
   maxQueueBytes?: number;
 }
