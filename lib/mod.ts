@@ -39,6 +39,8 @@
  *   once and then a rate per second
  * - `terminal.ts` (lessons 11, 12): `readTerminalLines`: what the user
  *   types, line by line
+ * - `process.ts` (lesson 20): `taskArgs`, `closedPort`: start the course's
+ *   own programs through their tasks
  *
  * `deno doc lib/mod.ts` lists every export with its documentation, and
  * `deno doc --filter LineDecoder lib/mod.ts` shows one.
@@ -58,6 +60,7 @@ export * from "./log.ts";
 export * from "./load.ts";
 export * from "./message.ts";
 export * from "./net.ts";
+export * from "./process.ts";
 export * from "./rate.ts";
 export * from "./signals.ts";
 export * from "./terminal.ts";

@@ -88,6 +88,8 @@ export interface Outbox {
    * too slow.
    */
   send(line: string | Uint8Array): boolean;
+  /** Bytes queued and not yet written, if the transport knows (lesson 20 paces by it). */
+  readonly queuedBytes?: number;
   /**
    * Sends `lastLine` after what is queued (or instead of it, with `drop`),
    * then closes. Further `send`s are ignored.
@@ -206,6 +208,14 @@ export class ChatSession {
     this.#limits = limits;
     this.#lines = new Budget(limits.lines);
     this.#names = new Budget(limits.names);
+  }
+
+  /**
+   * Bytes waiting in this user's outgoing queue (0 if its transport does not
+   * say): lesson 20 feeds lines from other servers only as this drains.
+   */
+  get queuedBytes(): number {
+    return this.#outbox.queuedBytes ?? 0;
   }
 
   /** True once the session is over (bye, dropped, cut off). */
