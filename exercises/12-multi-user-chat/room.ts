@@ -140,7 +140,7 @@ export class ChatRoom {
   /** Sends `line` to every named user but `from` (to all of them without `from`). */
   broadcast(from: ChatSession | undefined, line: string): void {
     // TODO(exercise): send `line` to every member of this.#members except `from`
-    // (loop over a copy: a slow reader cut off on the way leaves the map).
+    // (member.send: it queues the line, and cuts off a member whose queue is full).
   }
 }
 
