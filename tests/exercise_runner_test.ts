@@ -8,6 +8,8 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { EXERCISES, findExercise, hintsOf } from "../tools/exercise_list.ts";
 import { taskArgs } from "../tools/lesson_process.ts";
+import { expectedAndCame } from "../tools/exercise.ts";
+import { AssertionError } from "@std/assert";
 import { runTask } from "./_helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -239,4 +241,37 @@ Deno.test("exercise --only: no check of that name is one failure, not a pass", a
   const result = await runTask("exercise", ["02", "--only", "no such check"]);
   assertEquals(result.code, 1);
   assertStringIncludes(result.stdout, 'no check of exercise 02 has "no such check" in its name');
+});
+
+Deno.test("exercise: a long diff is cut to the lines around its first difference", () => {
+  // What std's assertEquals says of two arrays of 1,000 numbers that differ at index 500.
+  const same = (i: number) => `        ${i},`;
+  const diff = [
+    "Values are not equal.",
+    "",
+    "",
+    "    [Diff] Actual / Expected",
+    "",
+    "",
+    "    Uint8Array(1000) [",
+    ...Array.from({ length: 500 }, (_, i) => same(i)),
+    "-       1,",
+    "+       2,",
+    ...Array.from({ length: 499 }, (_, i) => same(501 + i)),
+    "    ]",
+  ].join("\n");
+  const shown = expectedAndCame(new AssertionError(diff)).split("\n");
+  assertEquals(shown[0], "    (lines with - are what came, lines with + what was expected)");
+  assertEquals(shown[1], "      ... (496 lines the same on both sides)");
+  assertEquals(shown.slice(2, 9), [
+    "          495,",
+    "          496,",
+    "          497,",
+    "          498,",
+    "          499,",
+    "  -       1,",
+    "  +       2,",
+  ]);
+  assertEquals(shown.at(-1), "      ... (467 more lines)");
+  assertEquals(shown.length, 2 + 40 + 1);
 });

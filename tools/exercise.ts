@@ -372,6 +372,9 @@ function checkSolution(exercise: Exercise): Promise<Outcome> {
 
 // ---------------------------------------------------------------- what the learner sees
 
+/** The most lines of a diff shown: the first difference and what follows it. */
+const MAX_DIFF_LINES = 40;
+
 // deno-lint-ignore no-control-regex
 const stripColors = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, "");
 /** Each line through terminalSafe: the peer's text (in an assertion, on stderr) is never shown raw. */
@@ -391,14 +394,28 @@ function assertionSite(error: unknown, exercise: Exercise): string | undefined {
   return undefined;
 }
 
-/** Expected and came, from an assertion's message (std's diff: `-` came, `+` expected). */
-function expectedAndCame(error: unknown): string {
+/**
+ * Expected and came, from an assertion's message (std's diff: `-` came, `+`
+ * expected). A long diff (two big arrays, say) is cut to the lines around
+ * its first difference.
+ */
+export function expectedAndCame(error: unknown): string {
   const message = stripColors(error instanceof Error ? error.message : String(error));
   const diff = message.indexOf("[Diff] Actual / Expected");
   if (diff === -1) return indent(message || "(the condition was false)");
   const lead = message.slice(0, diff).replace(/Values are not equal\.?\s*$/, "").trim();
-  const lines = message.slice(diff + "[Diff] Actual / Expected".length)
+  let lines = message.slice(diff + "[Diff] Actual / Expected".length)
     .split("\n").filter((line) => line.trim() !== "");
+  if (lines.length > MAX_DIFF_LINES) {
+    const first = Math.max(0, lines.findIndex((line) => /^[-+]/.test(line)));
+    const from = Math.max(0, first - 5);
+    const to = Math.min(lines.length, from + MAX_DIFF_LINES);
+    lines = [
+      ...(from > 0 ? [`    ... (${plural(from, "line")} the same on both sides)`] : []),
+      ...lines.slice(from, to),
+      ...(to < lines.length ? [`    ... (${plural(lines.length - to, "more line")})`] : []),
+    ];
+  }
   return [
     ...(lead ? [indent(lead)] : []),
     `    (lines with - are what came, lines with + what was expected)`,
