@@ -27,6 +27,16 @@ export function runProgramsIn(dir?: URL): void {
 }
 
 /**
+ * The URL of a lesson module, e.g. `lessons/12-multi-user-chat/room.ts`, in
+ * the course the programs run from: a check that imports a lesson's module
+ * (to test one class of it directly) gets the learner's file under
+ * `deno task exercise NN`, and the lesson's own under `deno test`.
+ */
+export function lessonModule(path: string): string {
+  return new URL(path, programRoot).href;
+}
+
+/**
  * Calls `watcher` with the output of every program that finishes (a client,
  * or a server once stopped); no argument stops. tools/exercise.ts shows what
  * the learner's program printed when a check fails.

@@ -175,7 +175,7 @@ export class ChatRoom {
   broadcast(from: ChatSession | undefined, line: string): void {
     // TODO(exercise): send `line` to every member of this.#members except `from`:
     // encode `line` + LF once (utf8Encode) and send every member those same bytes
-    // (loop over a copy: a slow reader cut off on the way leaves the map).
+    // (member.send queues them, and cuts off a member whose queue is full).
   }
 }
 
