@@ -156,6 +156,29 @@ export const EXERCISES: Exercise[] = [
     ],
   },
   {
+    lesson: "13",
+    dir: "13-browser-chat",
+    file: "websocket.ts",
+    tests: "lesson13_frames_test.ts",
+    task: "a WebSocket frame header: its length, and the limit on it",
+    hint: "The length is 7 bits, or 126 then 16 bits, or 127 then 64 bits, in network byte order " +
+      "(DataView's getUint16, getUint32: big-endian by default); the mask comes after it " +
+      "(`at` 2, 4 or 10). Read wrongly, every longer message unmasks into garbage.",
+    hints: [
+      [
+        /60 MiB|4,097|fragments/,
+        "Checking the limit after buffering protects nothing: the length field is a promise. " +
+        "Refuse it on the header (1009), before one byte of payload is kept, and count the " +
+        "message so far: this.#messageBytes + length > this.#max.",
+      ],
+      [
+        /all 64 bits|top bit/,
+        "Reading only the low 32 bits of a 64-bit length: 4 GiB + 9 looks like 9. Both halves " +
+        "count (high * 2 ** 32 + low), and a length with its top bit set is a protocol error.",
+      ],
+    ],
+  },
+  {
     lesson: "14",
     dir: "14-udp",
     file: "client.ts",
