@@ -195,6 +195,29 @@ export const EXERCISES: Exercise[] = [
       ],
     ],
   },
+  {
+    lesson: "17",
+    dir: "17-unix-sockets",
+    file: "server.ts",
+    tests: "lesson17_test.ts",
+    task: "a stale socket file or a live server: ask, then remove",
+    hint: "Deleting the file before listening cuts a live server off from every new client, " +
+      "silently. On AddrInUse, connect first (answers(path, other)): a server that accepts is " +
+      "live, leave it; only then is the file stale.",
+    hints: [
+      [
+        /regular file/,
+        "Removing whatever is at the path: only a socket is ours to remove. Deno.lstatSync(path)" +
+        ".isSocket; a regular file (someone's notes) is refused in one line and left alone.",
+      ],
+      [
+        /stale socket file we may not remove/,
+        "A stale file you may not remove (another user's, a read-only directory) is one line: " +
+        'catch the error of Deno.removeSync, "permission denied (another user\'s file?)" for ' +
+        "PermissionDenied, and exit 1, no stack trace.",
+      ],
+    ],
+  },
 ];
 
 /** The exercise of lesson `lesson` ("2", "02" or "02-echo"), if there is one. */
