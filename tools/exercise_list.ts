@@ -196,6 +196,25 @@ export const EXERCISES: Exercise[] = [
     ],
   },
   {
+    lesson: "16",
+    dir: "16-ipv6-and-names",
+    file: "eyeballs.ts",
+    tests: "lesson16_test.ts",
+    task: "Happy Eyeballs: staggered attempts, the first to connect wins",
+    hint: "Start an attempt without awaiting it. A failure starts the next address at once (not " +
+      "after the 250 ms: that would log a `no answer` that is not true); no answer within " +
+      "attemptDelayMs starts it as well; the first to connect wins: finish(conn).",
+    hints: [
+      [
+        /silent/,
+        "Trying one address after the other: a silent address (packets dropped, no refusal) " +
+        "holds you until the timeout. Set delayTimer so the next address starts after " +
+        "attemptDelayMs while this one keeps trying, and let the winner abort the rest " +
+        "(cancel.signal): a pending connect keeps the program from exiting.",
+      ],
+    ],
+  },
+  {
     lesson: "17",
     dir: "17-unix-sockets",
     file: "server.ts",
