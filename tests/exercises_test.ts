@@ -138,7 +138,7 @@ Deno.test("exercises: every one fails untouched and passes with its lesson's fil
   }
   assertEquals(
     lines[untouched + 1 + EXERCISES.length],
-    `0 of ${EXERCISES.length} exercises pass. Next: deno task exercise 02 (exercises/02-echo/server.ts)`,
+    `0 of ${EXERCISES.length} exercises pass. Next: deno task exercise 01 (exercises/01-first-connection/server.ts)`,
   );
   for (const [i, row] of rows(solved).entries()) {
     assertMatch(row, new RegExp(`^${EXERCISES[i].lesson}  .+  passed \\(\\d+ checks?\\)$`));

@@ -27,6 +27,17 @@ export interface Exercise {
 /** Every exercise, in the order of the course. */
 export const EXERCISES: Exercise[] = [
   {
+    lesson: "01",
+    dir: "01-first-connection",
+    file: "server.ts",
+    tests: "lesson01_test.ts",
+    task: "accept one connection, print the client's end, close",
+    hint: "The client's port is not the server's port: accept() gives a new connection, and its " +
+      "remoteAddr is the client (its address, and the ephemeral port its OS picked); its " +
+      "localAddr is the server's own end. Print the client's end, close the connection, and " +
+      "return: the server serves one client, then exits.",
+  },
+  {
     lesson: "02",
     dir: "02-echo",
     file: "server.ts",
