@@ -9,6 +9,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { test } from "./_checks.ts";
 import { readWithTimeout, writeAll } from "../lib/io.ts";
+import { describeNetError, TimeoutError } from "../lib/mod.ts";
 import { closeRaw, decode, encode, LessonServer, rawConnect, sleep } from "./_helpers.ts";
 
 const MASK = [0x37, 0xfa, 0x21, 0x3d];
@@ -65,8 +66,11 @@ async function answers(conn: Deno.Conn, count = Infinity): Promise<string[]> {
     let n: number | null;
     try {
       n = await readWithTimeout(conn, buffer, 3_000, "the server");
-    } catch {
-      out.push("(nothing more for 3 s)");
+    } catch (error) {
+      // Silence, or a reset: either way, what came so far is the answer.
+      out.push(
+        error instanceof TimeoutError ? "(nothing more for 3 s)" : `(${describeNetError(error)})`,
+      );
       break;
     }
     if (n === null) {
