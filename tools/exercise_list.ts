@@ -248,6 +248,27 @@ export const EXERCISES: Exercise[] = [
       ],
     ],
   },
+  {
+    lesson: "18",
+    dir: "18-tls",
+    file: "tls.ts",
+    tests: "lesson18_test.ts",
+    task: "read the STARTTLS line byte by byte, bounded",
+    hint: "Reading ahead: a read into a big buffer takes `STARTTLS\\nHELLO\\n` whole, and HELLO " +
+      "(plain text an attacker slipped in) is then kept instead of going to TLS (CVE-2011-0411). " +
+      "Read one byte at a time and stop at the LF; a CR before it is not part of the line.",
+    hints: [
+      [
+        /64 bytes/,
+        "No limit means a client that never sends LF holds the connection until its timeout: " +
+        "past maxBytes, throw a LessonError (`${what} sent a line longer than ${maxBytes} bytes`).",
+      ],
+      [
+        /CR LF/,
+        'Forgetting the CR: "STARTTLS\\r" is not "STARTTLS". Strip one CR before the LF.',
+      ],
+    ],
+  },
 ];
 
 /** The exercise of lesson `lesson` ("2", "02" or "02-echo"), if there is one. */
