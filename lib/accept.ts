@@ -30,6 +30,7 @@
 
 import { ThrottledLog } from "./log.ts";
 import { closeQuietly } from "./net.ts";
+import { prepareSignals } from "./signals.ts";
 
 /** How many descriptors to keep free once the system has said "too many open files". */
 const DESCRIPTOR_RESERVE = 16;
@@ -74,6 +75,8 @@ export class ConnectionLimit {
   max: number;
   /** How many are open now. */
   open = 0;
+  /** Clients waiting in {@linkcode ConnectionLimit.acquire} for a place. */
+  #waiters: ((granted: boolean) => void)[] = [];
 
   /**
    * Creates a limit with no connection open.
@@ -91,9 +94,45 @@ export class ConnectionLimit {
     return true;
   }
 
-  /** Gives back the place of a connection that has closed. */
+  /**
+   * Takes a place like {@linkcode ConnectionLimit.tryOpen}, but when none is
+   * free, waits up to `waitMs` for one. A client that has just closed its
+   * connection still holds its place until its handler has read the end of
+   * the stream (and, in a proxy, until the server behind has closed too):
+   * often a few milliseconds later. Without the wait, the next client would
+   * be told "busy" by a place nobody uses any more. A place given back
+   * meanwhile goes straight to the client that waits.
+   *
+   * @example
+   * ```ts
+   * import { ConnectionLimit } from "./accept.ts";
+   * const limit = new ConnectionLimit(1);
+   * await limit.acquire(); // true
+   * setTimeout(() => limit.close(), 1); // a connection ends a moment later
+   * await limit.acquire(); // true: its place was given back in time
+   * ```
+   *
+   * @param waitMs the longest wait for a place (default 10 ms)
+   */
+  async acquire(waitMs = 10): Promise<boolean> {
+    if (this.tryOpen()) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const granted = await new Promise<boolean>((resolve) => {
+      this.#waiters.push(resolve);
+      timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((waiter) => waiter !== resolve);
+        resolve(false);
+      }, waitMs);
+    });
+    clearTimeout(timer);
+    return granted;
+  }
+
+  /** Gives back the place of a connection that has closed (to a waiting client first). */
   close(): void {
-    this.open--;
+    const waiter = this.#waiters.shift();
+    if (waiter && this.open <= this.max) waiter(true); // the place changes hands: `open` stays
+    else this.open--;
   }
 
   /**
@@ -136,6 +175,9 @@ export async function* acceptConnections<C extends Deno.Conn = Deno.TcpConn>(
   listener: Deno.Listener<C>,
   options: AcceptOptions = {},
 ): AsyncGenerator<C> {
+  // Before the first accept takes a descriptor (see lib/signals.ts): a
+  // listener made without lib's `listen` (a Unix socket) is covered too.
+  prepareSignals();
   let backoffMs = 0;
   while (true) {
     let conn: C;
@@ -206,7 +248,7 @@ export async function serveEach<C extends Deno.Conn = Deno.TcpConn>(
   const busy = options.busyReply ?? new TextEncoder().encode("server busy\n");
   const limit = new ConnectionLimit(options.maxConnections);
   for await (const conn of acceptConnections(listener, { limit, onError: log })) {
-    if (!limit.tryOpen()) {
+    if (!await limit.acquire()) {
       log(`turned away a client: ${limit.open} connections open (the limit)`);
       // A short line fits in a new socket's empty send buffer: this does not wait.
       conn.write(busy).catch(() => {}).finally(() => closeQuietly(conn));

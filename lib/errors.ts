@@ -106,6 +106,11 @@ export function describeNetError(error: unknown): string | undefined {
     return `not permitted: ${error.message.replace(/, run again.*$/, "")}` +
       ": the task's --allow-net list does not include it";
   }
+  // EMFILE/ENFILE: a new socket (a connect, an accept) found no descriptor
+  // free. A condition of the moment, not a bug: that one connection fails.
+  if (error instanceof Error && /\(os error (24|23)\)$/.test(error.message)) {
+    return "out of file descriptors (too many open files: see ulimit -n)";
+  }
   return undefined;
 }
 

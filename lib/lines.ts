@@ -31,7 +31,7 @@
 import { concat } from "@std/bytes";
 import { LessonError } from "./errors.ts";
 import { type ByteConn, readChunks, type ReadLimits } from "./io.ts";
-import { utf8Decode } from "./text.ts";
+import { quote, utf8Decode } from "./text.ts";
 
 // Re-exported so that this module's documentation is complete on its own.
 export { LessonError } from "./errors.ts";
@@ -238,9 +238,41 @@ export class LineDecoder {
 }
 
 /**
+ * Thrown by {@linkcode readLines} with `requireNewline` (a client reading
+ * answers) when the connection ends in the middle of a line: the text came
+ * without its LF, so it is a message cut short, not a message.
+ *
+ * @example
+ * ```ts
+ * import { TruncatedLineError } from "./lines.ts";
+ * new TruncatedLineError("h", "the server").message;
+ * // 'the server closed the connection in the middle of a line: "h" came without its LF
+ * //  (a truncated message)'
+ * ```
+ */
+export class TruncatedLineError extends LessonError {
+  /**
+   * Creates the error.
+   *
+   * @param text what arrived of the line
+   * @param what who closed, e.g. "the server"
+   */
+  constructor(text: string, what = "the peer") {
+    const shown = text.length > 60 ? text.slice(0, 60) + "…" : text;
+    super(
+      `${what} closed the connection in the middle of a line: ${quote(shown)} came without ` +
+        "its LF (a truncated message)",
+    );
+    this.name = "TruncatedLineError";
+  }
+}
+
+/**
  * Yields the lines a connection sends, until EOF. A last line without LF is
- * yielded too. Throws {@linkcode LineTooLongError} or a `Utf8Error` after
- * yielding the lines that came before the bad one.
+ * yielded too, unless `requireNewline` is set: then it is a
+ * {@linkcode TruncatedLineError} (a client should not take half an answer for
+ * one). Throws {@linkcode LineTooLongError} or a `Utf8Error` after yielding
+ * the lines that came before the bad one.
  *
  * @example
  * ```ts ignore
@@ -252,7 +284,7 @@ export class LineDecoder {
  */
 export async function* readLines(
   conn: ByteConn,
-  limits: ReadLimits & { maxLineBytes?: number },
+  limits: ReadLimits & { maxLineBytes?: number; requireNewline?: boolean },
 ): AsyncGenerator<string> {
   const decoder = new LineDecoder(limits.maxLineBytes);
   for await (const chunk of readChunks(conn, limits)) {
@@ -260,5 +292,6 @@ export async function* readLines(
     if (decoder.error) throw decoder.error; // after the lines that came before it
   }
   const last = decoder.end();
+  if (last !== undefined && limits.requireNewline) throw new TruncatedLineError(last, limits.what);
   if (last !== undefined) yield last;
 }

@@ -132,3 +132,21 @@ export class ThrottledLog {
     }, wait);
   }
 }
+
+/**
+ * The log of what peers cause: "connection from ...", "closed connection
+ * ...", one line per connection or per bad request. A client that opens and
+ * closes connections in a loop must not be able to make the server write
+ * faster than a terminal draws (a slow terminal, or an SSH session, may
+ * draw 30 KB a second: then every `console.log` waits, and so does every
+ * other client). One per program, so that all of those lines share one
+ * budget: at most 50 a second, the rest counted.
+ *
+ * @example
+ * ```ts
+ * import { peerLog } from "./log.ts";
+ * peerLog.event("connection from 127.0.0.1:40000");
+ * peerLog.flush(); // before exiting: prints the count of lines not shown, if any
+ * ```
+ */
+export const peerLog: ThrottledLog = new ThrottledLog({ maxLinesPerSecond: 50 });

@@ -12,6 +12,7 @@
 
 import { LessonError } from "./errors.ts";
 import { taskName } from "./flags.ts";
+import { prepareSignals } from "./signals.ts";
 
 /**
  * Formats a socket address as `HOST:PORT`, with IPv6 hosts in brackets
@@ -91,6 +92,10 @@ export function listenError(error: unknown, host: string, port: number): LessonE
  * Starts a TCP server and prints `listening on HOST:PORT` with the real port
  * (which matters with `--port 0`, where the system picks one).
  *
+ * It first sets up Ctrl-C handling ({@linkcode prepareSignals}): Deno does
+ * that lazily and needs a file descriptor for it, so a crowd that arrives
+ * the moment we listen could otherwise leave none and crash Deno.
+ *
  * @example
  * ```ts ignore
  * import { listen } from "./net.ts";
@@ -99,6 +104,7 @@ export function listenError(error: unknown, host: string, port: number): LessonE
  * ```
  */
 export function listen(endpoint: Endpoint): Deno.TcpListener {
+  prepareSignals();
   let listener: Deno.TcpListener;
   try {
     listener = Deno.listen({ hostname: endpoint.host, port: endpoint.port });

@@ -333,3 +333,55 @@ Deno.test("lesson 05: invalid UTF-8 while --split is still writing: one line, no
     "a line is not valid UTF-8 text\n",
   ]);
 });
+
+Deno.test("a server that answers `h` without its LF and closes: the client says it was cut short", async (t) => {
+  const truncated =
+    'the server closed the connection in the middle of a line: "h" came without its LF ' +
+    "(a truncated message)\n";
+  const cases: [string, string[]][] = [
+    ["lesson04-client", []],
+    ["lesson05-client", ["--message", "hi", "--split"]],
+    ["lesson05-client", ["--message", "hi"]],
+    ["lesson15-client", ["--message", "hi", "--retries", "0"]],
+    ["lesson16-client", ["--host", "127.0.0.1", "--message", "hi"]],
+  ];
+  for (const [task, args] of cases) {
+    await t.step(`${task} ${args.join(" ")}`, async () => {
+      await using server = new HostileServer(async (conn) => {
+        // Lesson 04's server speaks first; the others wait for the request to begin.
+        if (task !== "lesson04-client") await conn.read(new Uint8Array(1));
+        await writeAll(conn, encode("h"));
+      });
+      const client = await runTask(task, ["--port", String(server.port), ...args]);
+      assertEquals([client.code, client.stderr], [1, truncated], client.stdout);
+      assert(!client.stdout.includes("< h"), client.stdout);
+    });
+  }
+});
+
+Deno.test("a server that sends terminal control codes: the client shows them as codes, never raw", async (t) => {
+  // A line that would set the window title, ring the bell, return to the start
+  // of the line and reverse what follows, on a terminal that took it raw.
+  const hostile = "\x1b]0;owned\x07hi\r\u202eevil";
+  const cases: [string, string[]][] = [
+    ["lesson04-client", []],
+    ["lesson05-client", ["--message", "hi"]],
+    ["lesson09-client", []], // sends its standard input
+    ["lesson16-client", ["--host", "127.0.0.1", "--message", "hi"]],
+  ];
+  for (const [task, args] of cases) {
+    await t.step(`${task} ${args.join(" ")}`, async () => {
+      await using server = new HostileServer(async (conn) => {
+        // Lesson 04's server speaks first; the others wait for the request to begin.
+        if (task !== "lesson04-client") await conn.read(new Uint8Array(1));
+        await writeAll(conn, encode(hostile + "\n"));
+      });
+      const client = await runTask(task, ["--port", String(server.port), ...args], {
+        stdin: "hi\n",
+      });
+      const output = client.stdout + client.stderr;
+      assert(!/[\x1b\x07\r\u202e]/.test(output), JSON.stringify(output));
+      assert(output.includes("\\x1b]0;owned\\x07hi\\x0d\\u202eevil"), output);
+    });
+  }
+});

@@ -4,6 +4,7 @@ import { writeAll } from "../lib/io.ts";
 import { readWithTimeout } from "../lib/io.ts";
 import { BIG_BUFFER, ReadBuffers, SMALL_BUFFER } from "../lessons/08-many-clients/server.ts";
 import { RawServer } from "./_raw_server.ts";
+import { pressCtrlC } from "./_group.ts";
 import {
   closeRaw,
   decode,
@@ -554,4 +555,24 @@ test("lesson 08: the client reports a short, wrong or slow echo", async (t) => {
       assert(took < 6_000, `took ${took} ms`);
     });
   });
+});
+
+Deno.test("lesson 08: Ctrl-C to deno task and the server, 10 times: always the summary, exit 0", async () => {
+  // A terminal's Ctrl-C reaches `deno task` and the server, and deno task
+  // passes its copy on: the server gets SIGINT twice, right after an exchange.
+  for (let i = 1; i <= 10; i++) {
+    const result = await pressCtrlC("lesson08-server", [], async (port) => {
+      const conn = await rawConnect(port);
+      try {
+        await writeAll(conn, encode("hello"));
+        await conn.closeWrite();
+        assertEquals(decode(await readToEnd(conn, 5_000)), "hello");
+      } finally {
+        closeRaw(conn);
+      }
+    });
+    assertEquals(result.code, 0, `try ${i}: exit code (${JSON.stringify(result)})`);
+    assertMatch(result.stdout, /^served 1 connection, echoed 5 bytes$/m, `try ${i}: no summary`);
+    assert(!result.stdout.includes("again"), `try ${i}: one Ctrl-C taken for two`);
+  }
 });

@@ -384,6 +384,8 @@ ipv6Check(
       assertMatch(out[4], new RegExp(`^connected to 127\\.0\\.0\\.1:${p} \\(IPv4\\) from `));
       assertMatch(out[6], /^< you are 127\.0\.0\.1 port \d+, IPv4$/);
       assert(elapsed < 8_000, `took ${elapsed} ms`);
+      // For the README's try 3: deno test shows this under the test's "output".
+      console.log(`the client, with Happy Eyeballs:\n${result.stdout}`);
 
       // Without Happy Eyeballs the client waits on IPv6 until its timeout.
       const first = await runTask(CLIENT, [
@@ -401,6 +403,7 @@ ipv6Check(
         first.stderr,
         `could not connect to [::1]:${p}: no answer after 1 s: is the address right?\n`,
       );
+      console.log(`the client with --first --timeout 1 (exit code 1): ${first.stderr}`);
     } finally {
       for (const conn of queued) closeRaw(conn);
       silent.close();

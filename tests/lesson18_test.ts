@@ -451,3 +451,55 @@ Deno.test("lesson 18: a silent client is really closed after --idle-timeout, and
   const result = await client(tls.port, LINES);
   assertEquals([result.code, result.stdout.endsWith(ANSWERS)], [0, true]);
 });
+
+Deno.test("lesson 18: half-handshakes the moment it listens, with few descriptors, do not crash Deno", async () => {
+  // Each TLS client costs the server 3 descriptors (its plain connection, and
+  // both ends of the one to the TLS listener). If the crowd takes them all
+  // before Deno sets up its signal handling, Deno 2.9 panics (lib/signals.ts).
+  await makeCerts();
+  await using tls = await LessonServer.start("lesson18-server", ["--certs", DIR], 20_000, {
+    maxOpenFiles: 128,
+  });
+  const tries = await Promise.allSettled(Array.from({ length: 150 }, () => rawConnect(tls.port)));
+  const crowd = tries.flatMap((t) => t.status === "fulfilled" ? [t.value] : []);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assertEquals(await tls.waitForExit(100), false, `the server died: ${tls.stderr}`);
+  } finally {
+    crowd.forEach(closeRaw);
+  }
+  assert(!tls.stderr.includes("panicked"), tls.stderr);
+});
+
+Deno.test("lesson 18: try 5, a CA made again: BadSignature and DecryptError, each with its hint", async () => {
+  await makeCerts();
+  // A second run of the certs task: a new CA with the same name, and a new key.
+  const again = await Deno.makeTempDir({ dir: CERTS, prefix: "test-again-" });
+  try {
+    const made = await runTask("lesson18-certs", ["--out", again]);
+    assertEquals(made.code, 0);
+    await using tls = await server(); // still the old certificate
+    const result = await runTask("lesson18-client", [
+      "--port",
+      String(tls.port),
+      "--ca",
+      `${again}/ca.crt`,
+      ...LINES,
+    ], { timeoutMs: 20_000 });
+    assertEquals(result.code, 1);
+    assertStringIncludes(
+      result.stderr,
+      "invalid peer certificate: BadSignature (the CA this client trusts has the issuer's name " +
+        "but not its key: was the CA made again? restart the server with a certificate from the " +
+        "new CA)",
+    );
+    assert(
+      await tls.waitForLine(
+        /received fatal alert: DecryptError \(the client could not check our certificate's signature: it trusts another CA of the same name \(a new ca\.crt\?\)\)$/,
+      ),
+      tls.lines.join("\n"),
+    );
+  } finally {
+    await Deno.remove(again, { recursive: true });
+  }
+});

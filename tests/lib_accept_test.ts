@@ -87,3 +87,18 @@ Deno.test("serveEach serves clients at once and turns away those over the limit"
     await serving;
   }
 });
+
+Deno.test("ConnectionLimit.acquire: a place given back within the wait goes to the waiting client", async () => {
+  const limit = new ConnectionLimit(1);
+  assertEquals(await limit.acquire(), true);
+  const timer = setTimeout(() => limit.close(), 2); // the connection ends a moment later
+  assertEquals(await limit.acquire(50), true);
+  clearTimeout(timer);
+  assertEquals(limit.open, 1, "the place changed hands");
+  // Nobody gives one back: "busy" after the wait, and nothing is left waiting.
+  const started = performance.now();
+  assertEquals(await limit.acquire(20), false);
+  assert(performance.now() - started >= 15, "it waited");
+  limit.close();
+  assertEquals(limit.open, 0);
+});

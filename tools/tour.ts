@@ -11,14 +11,29 @@
 import { bold, green, red } from "./colors.ts";
 import { type BlockRun, normalise, runCheckedBlocks } from "./transcripts.ts";
 
+const USAGE = `Usage: deno task tour [NN ...]
+
+Runs every lesson's server and client in order (or only lessons NN ...), as its README shows
+them, and says for each lesson whether what they printed matches the README.
+
+Example: deno task tour 05 17`;
+
+// A leading `--` is ignored, as by every program of the course.
+const args = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
+if (args.includes("--help") || args.includes("-h")) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
 const lessonsDir = new URL("../lessons/", import.meta.url);
 const lessons = [...Deno.readDirSync(lessonsDir)]
   .filter((entry) => entry.isDirectory && /^\d\d-/.test(entry.name))
   .map((entry) => entry.name)
-  .filter((name) => Deno.args.length === 0 || Deno.args.includes(name.slice(0, 2)))
+  .filter((name) => args.length === 0 || args.includes(name.slice(0, 2)))
   .sort();
 if (lessons.length === 0) {
-  console.error(`no lesson ${Deno.args.join(", ")}: give two-digit lesson numbers, e.g. 05`);
+  console.error(
+    `no lesson ${args.join(", ")}: give two-digit lesson numbers, e.g. 05 (see --help)`,
+  );
   Deno.exit(2);
 }
 
@@ -40,7 +55,11 @@ for (const lesson of lessons) {
   }
   // Servers finish last; show each in README order, with the real output.
   for (const run of runs) {
-    console.log(`$ ${run.block.command}`);
+    // Every server runs on a free port, so a proxy's --to is the server above, not the README's port.
+    const relay = /\s--to\s/.test(run.block.command)
+      ? "   # here: to the server above, on its port"
+      : "";
+    console.log(`$ ${run.block.command}${relay}`);
     for (const line of run.actual) console.log(`  ${line}`);
     if (!run.ok) {
       console.log(red(`  ^ differs from README line ${run.block.line}; the README expects:`));

@@ -21,6 +21,7 @@ import {
   idleTimeoutFlag,
   listen,
   parseFlags,
+  peerLog,
   readChunks,
   runMain,
   ThrottledLog,
@@ -53,20 +54,20 @@ await runMain(async () => {
 
 async function echo(conn: Deno.TcpConn, idleTimeoutMs: number) {
   const peer = formatAddr(conn.remoteAddr);
-  console.log(`connection from ${peer}`);
+  peerLog.event(`connection from ${peer}`);
   let echoed = 0;
   try {
     // TODO(exercise): read whatever arrives until EOF and write every byte of it
     // back, adding each chunk's length to `echoed` (readChunks and
     // writeAllWithTimeout, with idleTimeoutMs, are imported for you).
-    console.log(`echoed ${echoed} bytes to ${peer}`);
+    peerLog.event(`echoed ${echoed} bytes to ${peer}`);
   } catch (error) {
     // A misbehaving client ends its own connection, never the server.
     const reason = describeNetError(error);
     if (reason === undefined) throw error;
-    console.log(`connection from ${peer} failed after ${echoed} bytes: ${reason}`);
+    peerLog.event(`connection from ${peer} failed after ${echoed} bytes: ${reason}`);
   } finally {
     closeQuietly(conn);
-    console.log(`closed connection from ${peer}`);
+    peerLog.event(`closed connection from ${peer}`);
   }
 }

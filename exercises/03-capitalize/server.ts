@@ -19,6 +19,7 @@ import {
   idleTimeoutFlag,
   listen,
   parseFlags,
+  peerLog,
   readChunks,
   runMain,
   ThrottledLog,
@@ -49,7 +50,7 @@ await runMain(async () => {
 
 async function capitalize(conn: Deno.TcpConn, idleTimeoutMs: number) {
   const peer = formatAddr(conn.remoteAddr);
-  console.log(`connection from ${peer}`);
+  peerLog.event(`connection from ${peer}`);
   const decoder = new Utf8StreamDecoder("the text you sent");
   let bytesIn = 0;
   let bytesOut = 0;
@@ -65,18 +66,18 @@ async function capitalize(conn: Deno.TcpConn, idleTimeoutMs: number) {
     // TODO(exercise): for each chunk readChunks yields, add its length to `bytesIn`
     // and `reply` at once with the text `decoder` makes of it (it keeps half a
     // character for the next chunk); at EOF, reply with `decoder.end()`.
-    console.log(`capitalized ${bytesIn} bytes into ${bytesOut} bytes for ${peer}`);
+    peerLog.event(`capitalized ${bytesIn} bytes into ${bytesOut} bytes for ${peer}`);
   } catch (error) {
     if (error instanceof Utf8Error) {
-      console.log(`${peer} sent bytes that are not UTF-8: replied with an error`);
+      peerLog.event(`${peer} sent bytes that are not UTF-8: replied with an error`);
       await send(utf8Encode(`error: ${error.message}\n`)).catch(() => {});
     } else {
       const reason = describeNetError(error);
       if (reason === undefined) throw error;
-      console.log(`connection from ${peer} failed: ${reason}`);
+      peerLog.event(`connection from ${peer} failed: ${reason}`);
     }
   } finally {
     closeQuietly(conn);
-    console.log(`closed connection from ${peer}`);
+    peerLog.event(`closed connection from ${peer}`);
   }
 }

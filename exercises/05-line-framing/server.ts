@@ -26,6 +26,7 @@ import {
   listen,
   maxConnectionsFlag,
   parseFlags,
+  peerLog,
   plural,
   readChunks,
   readLines,
@@ -96,7 +97,7 @@ async function serve(
   options: { maxLineBytes: number; idleTimeoutMs: number; what: string },
 ) {
   const peer = formatAddr(conn.remoteAddr);
-  console.log(`connection from ${peer}`);
+  peerLog.event(`connection from ${peer}`);
   let count = 0;
   // A client that sends lines but never reads the answers would make a plain
   // writeAll wait for ever: a write that makes no progress for the idle
@@ -115,14 +116,14 @@ async function serve(
       // collects bytes until LF, whatever the reads were) and `send` each line's
       // `answer(++count, line)`; "/bye" gets "bye" and ends the loop.
     }
-    console.log(`closed connection from ${peer} after ${plural(count, "message")}`);
+    peerLog.event(`closed connection from ${peer} after ${plural(count, "message")}`);
   } catch (error) {
     const reason = describeNetError(error);
     if (reason === undefined) throw error;
     // A line over the limit (or not UTF-8): tell the client, then hang up.
     // The rest of the stream cannot be trusted, so we do not read on.
     if (error instanceof LessonError) await send(`error: ${reason}`).catch(() => {});
-    console.log(`closed connection from ${peer} after ${plural(count, "message")}: ${reason}`);
+    peerLog.event(`closed connection from ${peer} after ${plural(count, "message")}: ${reason}`);
   } finally {
     closeQuietly(conn);
   }

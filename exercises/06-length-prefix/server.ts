@@ -25,6 +25,7 @@ import {
   listen,
   maxConnectionsFlag,
   parseFlags,
+  peerLog,
   plural,
   readFrames,
   runMain,
@@ -68,7 +69,7 @@ async function serve(
   options: { maxFrameBytes: number; idleTimeoutMs: number; what: string },
 ) {
   const peer = formatAddr(conn.remoteAddr);
-  console.log(`connection from ${peer}`);
+  peerLog.event(`connection from ${peer}`);
   let count = 0;
   let bytes = 0;
   // A client that never reads its answers is closed after the idle timeout.
@@ -79,7 +80,7 @@ async function serve(
     // many bytes: readFrames(conn, options) reads them, within --max-frame), count
     // it in `count` and `bytes` and `reply` with
     // `frame N: 5 bytes, sha256 HEX` (plural() and sha256Hex() are imported).
-    console.log(
+    peerLog.event(
       `closed connection from ${peer} after ${plural(count, "frame")}, ${plural(bytes, "byte")}`,
     );
   } catch (error) {
@@ -88,7 +89,7 @@ async function serve(
     // Too large or cut short: say why, then hang up. After a bad length there
     // is no way to find where the next frame starts.
     await reply(`error: ${reason}`).catch(() => {});
-    console.log(`closed connection from ${peer} after ${plural(count, "frame")}: ${reason}`);
+    peerLog.event(`closed connection from ${peer} after ${plural(count, "frame")}: ${reason}`);
   } finally {
     closeQuietly(conn);
   }

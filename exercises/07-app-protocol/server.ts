@@ -32,6 +32,7 @@ import {
   type Message,
   MessageType,
   parseFlags,
+  peerLog,
   plural,
   ProtocolError,
   readMessages,
@@ -199,7 +200,7 @@ function handle(message: Message, limits: Limits): Answer {
 
 async function serve(conn: Deno.TcpConn, limits: Limits) {
   const peer = formatAddr(conn.remoteAddr);
-  console.log(`connection from ${peer}`);
+  peerLog.event(`connection from ${peer}`);
   let count = 0;
   // A client that sends requests but never reads the answers is closed once
   // a write has made no progress for the idle timeout.
@@ -215,11 +216,11 @@ async function serve(conn: Deno.TcpConn, limits: Limits) {
     // count it, `send` a ProtocolError back as `fail(code, message)` (and stop if it
     // is fatal), else send `handle(item, limits)` and log
     // `PEER: REQUEST-JSON -> ANSWER-JSON` (each JSON through shorten()).
-    console.log(`closed connection from ${peer} after ${plural(count, "message")}`);
+    peerLog.event(`closed connection from ${peer} after ${plural(count, "message")}`);
   } catch (error) {
     const reason = describeNetError(error);
     if (reason === undefined) throw error;
-    console.log(`closed connection from ${peer}: ${reason}`);
+    peerLog.event(`closed connection from ${peer}: ${reason}`);
   } finally {
     closeQuietly(conn);
   }

@@ -37,6 +37,7 @@ import {
   parseFlags,
   plural,
   runMain,
+  shutdownRequested,
   utf8Encode,
 } from "../../lib/mod.ts";
 import { IdleTracker } from "../../lib/connections.ts";
@@ -166,7 +167,7 @@ interface Client {
 export function echoServer(
   listener: Deno.Listener<Deno.Conn>,
   options: EchoOptions,
-): { stop(announce?: (open: number) => void): Promise<EchoSummary> } {
+): { stop(announce?: (open: number) => void, hurry?: AbortSignal): Promise<EchoSummary> } {
   const { quiet } = options;
   // The log prints at most 20 lines a second, so 1,000 clients arriving at
   // once cannot slow the server down (lib/log.ts).
@@ -253,7 +254,7 @@ export function echoServer(
     // took it, and waits a few ms when we are out of file descriptors (and
     // then lowers `limit`, so we stay below the system's limit).
     for await (const conn of acceptConnections(listener, { limit, onError: (l) => log.event(l) })) {
-      // TODO(exercise): if `limit.tryOpen()` says no, count it in stats.turnedAway, log
+      // TODO(exercise): if `await limit.acquire()` says no, count it in stats.turnedAway, log
       // `turned away PEER: server busy` (unless quiet) and write SERVER_BUSY, then close;
       // otherwise add a new Client to `clients`, count stats.served, showCount(), and
       // start serve(client) so that the loop goes straight back to accepting.
@@ -267,9 +268,13 @@ export function echoServer(
    * connected). Every quarter of a second, close the connections that are
    * waiting for their client and have read nothing since the last look:
    * nothing is in flight. The busy ones go on, for up to a second; the ones
-   * still open then are cut off, and counted.
+   * still open then are cut off, and counted. `hurry` (a second Ctrl-C)
+   * cuts the second short.
    */
-  async function stop(announce?: (open: number) => void): Promise<EchoSummary> {
+  async function stop(
+    announce?: (open: number) => void,
+    hurry?: AbortSignal,
+  ): Promise<EchoSummary> {
     stopping = true;
     closeQuietly(listener); // ends the accept loop
     log.flush();
@@ -278,7 +283,7 @@ export function echoServer(
     await accepting;
     const readsAtLastLook = new Map<Client, number>();
     const deadline = performance.now() + SHUTDOWN_GRACE_MS;
-    while (clients.size > 0 && performance.now() < deadline) {
+    while (clients.size > 0 && performance.now() < deadline && !hurry?.aborted) {
       for (const client of clients) {
         client.closing = "shutdown";
         if (client.waiting && readsAtLastLook.get(client) === client.reads) {
@@ -332,17 +337,13 @@ export async function main(lesson: number, args: string[] = Deno.args): Promise<
     });
 
     // Wait for Ctrl-C (SIGINT) or SIGTERM, the signal a service manager sends.
-    const signals: Deno.Signal[] = Deno.build.os === "windows"
-      ? ["SIGINT", "SIGBREAK"]
-      : ["SIGINT", "SIGTERM"];
-    const { promise: signalled, resolve } = Promise.withResolvers<void>();
-    for (const signal of signals) Deno.addSignalListener(signal, resolve);
-    await signalled;
-    for (const signal of signals) Deno.removeSignalListener(signal, resolve);
+    // lib/signals.ts keeps listening after the first one: under `deno task`
+    // one Ctrl-C arrives twice, and the copy must not kill us mid-summary.
+    const { hurry } = await shutdownRequested();
 
     const summary = await server.stop((open) => {
       console.log(`shutting down: ${plural(open, "connection")} open`);
-    });
+    }, hurry);
     console.log(summaryLine(summary));
   });
 }

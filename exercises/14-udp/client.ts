@@ -24,6 +24,7 @@ import {
   plural,
   quote,
   runMain,
+  terminalSafe,
   UsageError,
   utf8Encode,
 } from "../../lib/mod.ts";
@@ -248,7 +249,7 @@ async function sendLines({ socket, server, replies, timeoutMs }: Exchange) {
         // At most one reply per datagram sent; more is not from our server's rules.
         if (received < sent) {
           received++;
-          console.log(`< ${reply}`);
+          console.log(`< ${terminalSafe(reply)}`);
         } else {
           replies.ignored++;
         }

@@ -16,6 +16,7 @@ import {
   idleTimeoutFlag,
   listen,
   parseFlags,
+  peerLog,
   readChunks,
   runMain,
   ThrottledLog,
@@ -48,7 +49,7 @@ await runMain(async () => {
 
 async function echo(conn: Deno.TcpConn, idleTimeoutMs: number) {
   const peer = formatAddr(conn.remoteAddr);
-  console.log(`connection from ${peer}`);
+  peerLog.event(`connection from ${peer}`);
   let echoed = 0;
   try {
     // The read loop: each chunk is whatever has arrived so far. `readChunks`
@@ -60,14 +61,14 @@ async function echo(conn: Deno.TcpConn, idleTimeoutMs: number) {
       await writeAllWithTimeout(conn, chunk, idleTimeoutMs, "the client");
       echoed += chunk.length;
     }
-    console.log(`echoed ${echoed} bytes to ${peer}`);
+    peerLog.event(`echoed ${echoed} bytes to ${peer}`);
   } catch (error) {
     // A misbehaving client ends its own connection, never the server.
     const reason = describeNetError(error);
     if (reason === undefined) throw error;
-    console.log(`connection from ${peer} failed after ${echoed} bytes: ${reason}`);
+    peerLog.event(`connection from ${peer} failed after ${echoed} bytes: ${reason}`);
   } finally {
     closeQuietly(conn);
-    console.log(`closed connection from ${peer}`);
+    peerLog.event(`closed connection from ${peer}`);
   }
 }

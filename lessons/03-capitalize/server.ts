@@ -14,6 +14,7 @@ import {
   idleTimeoutFlag,
   listen,
   parseFlags,
+  peerLog,
   readChunks,
   runMain,
   ThrottledLog,
@@ -44,7 +45,7 @@ await runMain(async () => {
 
 async function capitalize(conn: Deno.TcpConn, idleTimeoutMs: number) {
   const peer = formatAddr(conn.remoteAddr);
-  console.log(`connection from ${peer}`);
+  peerLog.event(`connection from ${peer}`);
   const decoder = new Utf8StreamDecoder("the text you sent");
   let bytesIn = 0;
   let bytesOut = 0;
@@ -64,18 +65,18 @@ async function capitalize(conn: Deno.TcpConn, idleTimeoutMs: number) {
       await reply(decoder.decode(chunk));
     }
     await reply(decoder.end()); // throws if the text ended mid-character
-    console.log(`capitalized ${bytesIn} bytes into ${bytesOut} bytes for ${peer}`);
+    peerLog.event(`capitalized ${bytesIn} bytes into ${bytesOut} bytes for ${peer}`);
   } catch (error) {
     if (error instanceof Utf8Error) {
-      console.log(`${peer} sent bytes that are not UTF-8: replied with an error`);
+      peerLog.event(`${peer} sent bytes that are not UTF-8: replied with an error`);
       await send(utf8Encode(`error: ${error.message}\n`)).catch(() => {});
     } else {
       const reason = describeNetError(error);
       if (reason === undefined) throw error;
-      console.log(`connection from ${peer} failed: ${reason}`);
+      peerLog.event(`connection from ${peer} failed: ${reason}`);
     }
   } finally {
     closeQuietly(conn);
-    console.log(`closed connection from ${peer}`);
+    peerLog.event(`closed connection from ${peer}`);
   }
 }

@@ -11,6 +11,7 @@ import {
   parseFlags,
   readLines,
   runMain,
+  terminalSafe,
   timeoutFlag,
   withDeadline,
 } from "../../lib/mod.ts";
@@ -57,13 +58,14 @@ await runMain(async () => {
       maxLineBytes: 1024,
       idleTimeoutMs: timeoutMs,
       what: "the server",
+      requireNewline: true, // an answer without its LF was cut short
     });
     const line = await withDeadline(conn, timeoutMs, "the server's answer", async () => {
       const { value, done } = await lines.next();
       if (done) throw new LessonError("the server closed the connection before answering");
       return value;
     });
-    console.log(`${prefix}server says: ${line}`);
+    console.log(`${prefix}server says: ${terminalSafe(line)}`);
 
     if (flags.hold > 0) {
       console.log(

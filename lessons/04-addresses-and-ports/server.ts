@@ -12,6 +12,7 @@ import {
   listen,
   maxConnectionsFlag,
   parseFlags,
+  peerLog,
   readChunks,
   runMain,
   serveEach,
@@ -51,7 +52,7 @@ async function serve(conn: Deno.TcpConn, idleTimeoutMs: number) {
   // client reached us on (with --host 0.0.0.0 it is a real address, not 0.0.0.0).
   const you = formatAddr(conn.remoteAddr);
   const me = formatAddr(conn.localAddr);
-  console.log(`connection from ${you} to ${me}`);
+  peerLog.event(`connection from ${you} to ${me}`);
   try {
     await writeAll(conn, utf8Encode(`you are ${you}, I am ${me}\n`));
     // Wait for the client to close; we expect nothing, so discard what comes.
@@ -59,9 +60,9 @@ async function serve(conn: Deno.TcpConn, idleTimeoutMs: number) {
   } catch (error) {
     const reason = describeNetError(error);
     if (reason === undefined) throw error;
-    console.log(`connection from ${you} failed: ${reason}`);
+    peerLog.event(`connection from ${you} failed: ${reason}`);
   } finally {
     closeQuietly(conn);
-    console.log(`closed connection from ${you}`);
+    peerLog.event(`closed connection from ${you}`);
   }
 }

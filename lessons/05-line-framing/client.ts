@@ -16,6 +16,7 @@ import {
   parseFlags,
   readLines,
   runMain,
+  terminalSafe,
   timeoutFlag,
   UsageError,
   utf8Decode,
@@ -119,12 +120,14 @@ async function receive(conn: Deno.Conn, lines: string[], sentBytes: number, time
   const bye = lines.indexOf("/bye");
   const expected = bye === -1 ? lines.length : bye + 1;
   let count = 0;
-  for await (const answer of readLines(conn, { idleTimeoutMs: timeoutMs, what: "the server" })) {
+  // requireNewline: a last answer without its LF was cut short, and is an error, not an answer.
+  const limits = { idleTimeoutMs: timeoutMs, what: "the server", requireNewline: true };
+  for await (const answer of readLines(conn, limits)) {
     if (answer.startsWith("error: ")) throw new LessonError(`the server said: ${answer.slice(7)}`);
     if (++count > sentBytes) {
       throw new LessonError(`the server sent more answers than we sent bytes (${sentBytes})`);
     }
-    console.log(`< ${answer}`);
+    console.log(`< ${terminalSafe(answer)}`);
     if (answer === "bye" && bye !== -1 && count === expected) return; // the server closes now
   }
   if (count === 0 && expected > 0) {

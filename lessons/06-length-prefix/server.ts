@@ -20,6 +20,7 @@ import {
   listen,
   maxConnectionsFlag,
   parseFlags,
+  peerLog,
   plural,
   readFrames,
   runMain,
@@ -63,7 +64,7 @@ async function serve(
   options: { maxFrameBytes: number; idleTimeoutMs: number; what: string },
 ) {
   const peer = formatAddr(conn.remoteAddr);
-  console.log(`connection from ${peer}`);
+  peerLog.event(`connection from ${peer}`);
   let count = 0;
   let bytes = 0;
   // A client that never reads its answers is closed after the idle timeout.
@@ -78,7 +79,7 @@ async function serve(
         `frame ${count}: ${plural(frame.length, "byte")}, sha256 ${await sha256Hex(frame)}`,
       );
     }
-    console.log(
+    peerLog.event(
       `closed connection from ${peer} after ${plural(count, "frame")}, ${plural(bytes, "byte")}`,
     );
   } catch (error) {
@@ -87,7 +88,7 @@ async function serve(
     // Too large or cut short: say why, then hang up. After a bad length there
     // is no way to find where the next frame starts.
     await reply(`error: ${reason}`).catch(() => {});
-    console.log(`closed connection from ${peer} after ${plural(count, "frame")}: ${reason}`);
+    peerLog.event(`closed connection from ${peer} after ${plural(count, "frame")}: ${reason}`);
   } finally {
     closeQuietly(conn);
   }

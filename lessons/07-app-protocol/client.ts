@@ -22,6 +22,7 @@ import {
   ProtocolError,
   readMessages,
   runMain,
+  terminalSafe,
   timeoutFlag,
   UsageError,
   withDeadline,
@@ -113,7 +114,7 @@ function show(op: unknown, reply: Message) {
     const what = `${messageTypeName(reply.type)} ${JSON.stringify(reply.body)}`;
     throw new LessonError(`the server's answer is not a response to "${op}": ${oneLine(what)}`);
   }
-  console.log(JSON.stringify(reply.body));
+  console.log(terminalSafe(JSON.stringify(reply.body)));
 }
 
 /** Text from the server, made safe to print as (part of) one short line. */
@@ -126,6 +127,6 @@ function trace(direction: string, bytes: Uint8Array) {
   const type = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4);
   console.log(`${direction} ${messageTypeName(type)}, ${bytes.length} bytes:`);
   console.log(describeHeader(bytes.subarray(0, 16)));
-  console.log(`body    ${new TextDecoder().decode(bytes.subarray(16))}`);
+  console.log(`body    ${terminalSafe(new TextDecoder().decode(bytes.subarray(16)))}`);
   console.log(hexdump(bytes));
 }

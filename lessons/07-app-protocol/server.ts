@@ -27,6 +27,7 @@ import {
   type Message,
   MessageType,
   parseFlags,
+  peerLog,
   plural,
   ProtocolError,
   readMessages,
@@ -194,7 +195,7 @@ function handle(message: Message, limits: Limits): Answer {
 
 async function serve(conn: Deno.TcpConn, limits: Limits) {
   const peer = formatAddr(conn.remoteAddr);
-  console.log(`connection from ${peer}`);
+  peerLog.event(`connection from ${peer}`);
   let count = 0;
   // A client that sends requests but never reads the answers is closed once
   // a write has made no progress for the idle timeout.
@@ -211,22 +212,22 @@ async function serve(conn: Deno.TcpConn, limits: Limits) {
     for await (const item of readMessages(conn, { ...limits, what: "the client" })) {
       count++;
       if (item instanceof ProtocolError) {
-        console.log(`${peer}: ${item.code}: ${item.message}`);
+        peerLog.event(`${peer}: ${item.code}: ${item.message}`);
         await send(fail(item.code, item.message));
         if (item.fatal) break; // the stream cannot be trusted any more
         continue;
       }
       const answer = handle(item, limits);
-      console.log(
+      peerLog.event(
         `${peer}: ${shorten(JSON.stringify(item.body))} -> ${shorten(JSON.stringify(answer))}`,
       );
       await send(answer);
     }
-    console.log(`closed connection from ${peer} after ${plural(count, "message")}`);
+    peerLog.event(`closed connection from ${peer} after ${plural(count, "message")}`);
   } catch (error) {
     const reason = describeNetError(error);
     if (reason === undefined) throw error;
-    console.log(`closed connection from ${peer}: ${reason}`);
+    peerLog.event(`closed connection from ${peer}: ${reason}`);
   } finally {
     closeQuietly(conn);
   }

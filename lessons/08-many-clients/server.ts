@@ -32,6 +32,7 @@ import {
   parseFlags,
   plural,
   runMain,
+  shutdownRequested,
   utf8Encode,
 } from "../../lib/mod.ts";
 import { IdleTracker } from "../../lib/connections.ts";
@@ -161,7 +162,7 @@ interface Client {
 export function echoServer(
   listener: Deno.Listener<Deno.Conn>,
   options: EchoOptions,
-): { stop(announce?: (open: number) => void): Promise<EchoSummary> } {
+): { stop(announce?: (open: number) => void, hurry?: AbortSignal): Promise<EchoSummary> } {
   const { quiet } = options;
   // The log prints at most 20 lines a second, so 1,000 clients arriving at
   // once cannot slow the server down (lib/log.ts).
@@ -249,7 +250,8 @@ export function echoServer(
     // then lowers `limit`, so we stay below the system's limit).
     for await (const conn of acceptConnections(listener, { limit, onError: (l) => log.event(l) })) {
       const peer = formatAddr(conn.remoteAddr);
-      if (!limit.tryOpen()) {
+      // acquire() waits a moment for a connection that has just closed to give its place back.
+      if (!await limit.acquire()) {
         // One short line fits in the new socket's empty send buffer, so this
         // write does not wait for the client.
         stats.turnedAway++;
@@ -278,9 +280,13 @@ export function echoServer(
    * connected). Every quarter of a second, close the connections that are
    * waiting for their client and have read nothing since the last look:
    * nothing is in flight. The busy ones go on, for up to a second; the ones
-   * still open then are cut off, and counted.
+   * still open then are cut off, and counted. `hurry` (a second Ctrl-C)
+   * cuts the second short.
    */
-  async function stop(announce?: (open: number) => void): Promise<EchoSummary> {
+  async function stop(
+    announce?: (open: number) => void,
+    hurry?: AbortSignal,
+  ): Promise<EchoSummary> {
     stopping = true;
     closeQuietly(listener); // ends the accept loop
     log.flush();
@@ -289,7 +295,7 @@ export function echoServer(
     await accepting;
     const readsAtLastLook = new Map<Client, number>();
     const deadline = performance.now() + SHUTDOWN_GRACE_MS;
-    while (clients.size > 0 && performance.now() < deadline) {
+    while (clients.size > 0 && performance.now() < deadline && !hurry?.aborted) {
       for (const client of clients) {
         client.closing = "shutdown";
         if (client.waiting && readsAtLastLook.get(client) === client.reads) {
@@ -343,17 +349,13 @@ export async function main(lesson: number, args: string[] = Deno.args): Promise<
     });
 
     // Wait for Ctrl-C (SIGINT) or SIGTERM, the signal a service manager sends.
-    const signals: Deno.Signal[] = Deno.build.os === "windows"
-      ? ["SIGINT", "SIGBREAK"]
-      : ["SIGINT", "SIGTERM"];
-    const { promise: signalled, resolve } = Promise.withResolvers<void>();
-    for (const signal of signals) Deno.addSignalListener(signal, resolve);
-    await signalled;
-    for (const signal of signals) Deno.removeSignalListener(signal, resolve);
+    // lib/signals.ts keeps listening after the first one: under `deno task`
+    // one Ctrl-C arrives twice, and the copy must not kill us mid-summary.
+    const { hurry } = await shutdownRequested();
 
     const summary = await server.stop((open) => {
       console.log(`shutting down: ${plural(open, "connection")} open`);
-    });
+    }, hurry);
     console.log(summaryLine(summary));
   });
 }

@@ -18,6 +18,7 @@ import {
   LineDecoder,
   parseFlags,
   runMain,
+  terminalSafe,
   TimeoutError,
   UsageError,
   utf8Encode,
@@ -147,10 +148,10 @@ async function interactive(conn: Deno.TcpConn, timeoutMs: number) {
     let n: number | null;
     while ((n = await conn.read(buffer)) !== null) {
       received += n;
-      for (const line of lines.push(buffer.subarray(0, n))) console.log(`< ${line}`);
+      for (const line of lines.push(buffer.subarray(0, n))) console.log(`< ${terminalSafe(line)}`);
     }
     const last = lines.end(); // a last line without LF
-    if (last !== undefined) console.log(`< ${last}`);
+    if (last !== undefined) console.log(`< ${terminalSafe(last)}`);
   })();
 
   // Task 2, the writer: send what stdin gives us as soon as it gives it (a

@@ -22,7 +22,14 @@
  * SO_REUSEPORT spreading connections like this is Linux behaviour; on other
  * systems the server runs one worker and says why.
  */
-import { LessonError, listenError, parseFlags, plural, runMain } from "../../lib/mod.ts";
+import {
+  LessonError,
+  listenError,
+  parseFlags,
+  plural,
+  runMain,
+  shutdownRequested,
+} from "../../lib/mod.ts";
 import { type EchoSummary, SERVER_FLAGS, summaryLine } from "../08-many-clients/server.ts";
 
 /** Where and how a worker serves. */
@@ -36,7 +43,10 @@ export interface StartOptions {
 }
 
 /** What the main thread tells a worker. */
-export type ToWorker = { type: "start"; options: StartOptions } | { type: "stop" };
+export type ToWorker =
+  | { type: "start"; options: StartOptions }
+  | { type: "stop" }
+  | { type: "hurry" };
 
 /** What a worker tells the main thread. */
 export type FromWorker =
@@ -95,6 +105,10 @@ await runMain(async () => {
     }
   }
 
+  // Catch Ctrl-C from now on, before any connection can take the last file
+  // descriptor (lib/signals.ts: Deno's signal setup needs one).
+  const shutdown = shutdownRequested();
+
   // Start the workers one at a time: the first one may pick the port.
   const workers: Worker[] = [];
   const options: StartOptions = {
@@ -126,13 +140,11 @@ await runMain(async () => {
   console.log(`${plural(count, "worker")} sharing the port, each with its own event loop`);
   if (note) console.log(note);
 
-  // Wait for Ctrl-C (SIGINT) or SIGTERM.
-  const signals: Deno.Signal[] = Deno.build.os === "windows"
-    ? ["SIGINT", "SIGBREAK"]
-    : ["SIGINT", "SIGTERM"];
-  const { promise: signalled, resolve } = Promise.withResolvers<void>();
-  for (const signal of signals) Deno.addSignalListener(signal, resolve);
-  await signalled;
+  // Wait for Ctrl-C (SIGINT) or SIGTERM. A second Ctrl-C tells the workers to hurry.
+  const { hurry } = await shutdown;
+  hurry.addEventListener("abort", () => {
+    for (const worker of workers) worker.postMessage({ type: "hurry" } satisfies ToWorker);
+  });
 
   // Graceful shutdown: every worker stops accepting, lets busy connections
   // finish (for up to a second) and reports. They stop at the same time.

@@ -17,7 +17,9 @@ import { listenError } from "../../lib/net.ts";
 import { echoServer, type EchoSummary } from "../08-many-clients/server.ts";
 import type { FromWorker, StartOptions, ToWorker } from "./server.ts";
 
-let server: { stop(): Promise<EchoSummary> } | undefined;
+let server: { stop(announce?: undefined, hurry?: AbortSignal): Promise<EchoSummary> } | undefined;
+/** Aborted when the main thread says "hurry" (a second Ctrl-C). */
+const hurry = new AbortController();
 
 function send(message: FromWorker): void {
   self.postMessage(message);
@@ -26,7 +28,10 @@ function send(message: FromWorker): void {
 self.onmessage = async (event: MessageEvent<ToWorker>) => {
   const message = event.data;
   if (message.type === "start") start(message.options);
-  else if (message.type === "stop" && server) send({ type: "stopped", ...await server.stop() });
+  else if (message.type === "hurry") hurry.abort();
+  else if (message.type === "stop" && server) {
+    send({ type: "stopped", ...await server.stop(undefined, hurry.signal) });
+  }
 };
 
 function start(options: StartOptions): void {

@@ -17,7 +17,9 @@ import {
   formatAddr,
   idleTimeoutFlag,
   listen,
+  onShutdown,
   parseFlags,
+  peerLog,
   runMain,
 } from "../../lib/mod.ts";
 import { readTerminalLines } from "../../lib/terminal.ts";
@@ -36,13 +38,13 @@ await runMain(async () => {
 
   // Ctrl-C: say /bye to the client (if any), then stop.
   const onSignal = async () => {
+    peerLog.flush();
     console.log("shutting down");
     closeQuietly(listener);
     await chat?.leave();
     Deno.exit(0);
   };
-  Deno.addSignalListener("SIGINT", onSignal);
-  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+  onShutdown(onSignal);
 
   // The terminal, for the whole run: each line goes to whoever is connected.
   // No `await`: this loop and the accept loop below run side by side.
@@ -55,12 +57,14 @@ await runMain(async () => {
   })();
 
   // One client at a time: the loop waits for each chat to end (`await`).
-  for await (const conn of acceptConnections(listener, { onError: console.log })) {
-    console.log(`connection from ${formatAddr(conn.remoteAddr)}`);
+  // Lines a client causes go through peerLog (at most 50 a second): a client
+  // that connects and hangs up in a loop cannot flood this terminal.
+  for await (const conn of acceptConnections(listener, { onError: (l) => peerLog.event(l) })) {
+    peerLog.event(`connection from ${formatAddr(conn.remoteAddr)}`);
     chat = new Chat(conn, { peer: "client", idleTimeoutMs: flags["idle-timeout"] * 1000 });
     await chat.say(WELCOME);
-    console.log(describe(await chat.done));
-    console.log("waiting for the next client");
+    peerLog.event(describe(await chat.done));
+    peerLog.event("waiting for the next client");
     chat = undefined;
   }
 });

@@ -25,6 +25,7 @@ import {
   LessonError,
   listen,
   listenError,
+  onShutdown,
   parseFlags,
   parseHostPort,
   plural,
@@ -74,7 +75,8 @@ async function servePage(
   const limit = new ConnectionLimit(max);
   const note = (line: string) => log.event(line);
   for await (const conn of acceptConnections(listener, { limit, onError: note })) {
-    if (!limit.tryOpen()) {
+    // acquire waits a moment for a connection that has just closed to give its place back.
+    if (!await limit.acquire()) {
       note(`turned away a page connection: ${limit.open} open (the limit)`);
       // A short answer fits in a new socket's empty send buffer: this does not wait.
       conn.write(textResponse(503, "server busy")).catch(() => {})
@@ -197,8 +199,7 @@ await runMain(async () => {
     if (chat) closeQuietly(chat);
     else stop.resolve();
   };
-  Deno.addSignalListener("SIGINT", onSignal);
-  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+  onShutdown(onSignal);
   const serving = servePage(web, gateway, flags["max-page-connections"], log);
   if (chat) {
     await serveChat(chat, flags, log);

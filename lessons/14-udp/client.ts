@@ -19,6 +19,7 @@ import {
   plural,
   quote,
   runMain,
+  terminalSafe,
   UsageError,
   utf8Encode,
 } from "../../lib/mod.ts";
@@ -229,7 +230,7 @@ async function ask(
       replies.ignored++;
     }
     if (reply !== undefined) {
-      console.log(`< ${reply}`);
+      console.log(`< ${terminalSafe(reply)}`);
       if (equals !== -1 && reply !== request) {
         const why = key === "version" ? "version is read-only" : "is its store full?";
         throw new LessonError(`not stored: the server kept ${reply} (${why})`);
@@ -266,7 +267,7 @@ async function sendLines({ socket, server, replies, timeoutMs }: Exchange) {
         // At most one reply per datagram sent; more is not from our server's rules.
         if (received < sent) {
           received++;
-          console.log(`< ${reply}`);
+          console.log(`< ${terminalSafe(reply)}`);
         } else {
           replies.ignored++;
         }

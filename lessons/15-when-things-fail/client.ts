@@ -29,6 +29,7 @@ import {
   plural,
   readLines,
   runMain,
+  terminalSafe,
   TimeoutError,
   timeoutFlag,
   utf8Encode,
@@ -174,7 +175,7 @@ async function run(texts: string[], settings: Settings) {
           settings.split,
         );
         const shown = checkAnswer(reply, line, settings.plain);
-        console.log(`< #${number} ${shown}`);
+        console.log(`< #${number} ${terminalSafe(shown)}`);
         stats.answered++;
         break;
       } catch (error) {
@@ -254,6 +255,7 @@ class Session {
       maxLineBytes: MAX_ANSWER_BYTES,
       idleTimeoutMs: timeoutMs,
       what: "the server",
+      requireNewline: true, // an answer without its LF was cut short
     });
   }
 

@@ -29,6 +29,7 @@ import {
   listen,
   listenError,
   parseFlags,
+  peerLog,
   plural,
   readChunks,
   readLines,
@@ -180,7 +181,7 @@ interface Options {
 
 async function serve(conn: Deno.TcpConn, ledger: Ledger, options: Options) {
   const peer = formatAddr(conn.remoteAddr);
-  console.log(`connection from ${peer}`);
+  peerLog.event(`connection from ${peer}`);
   let count = 0;
   const send = (line: string) =>
     writeAllWithTimeout(conn, utf8Encode(line + "\n"), options.idleTimeoutMs, options.what);
@@ -189,7 +190,7 @@ async function serve(conn: Deno.TcpConn, ledger: Ledger, options: Options) {
       // Take what has arrived, so nothing is left unread, then close: a
       // clean FIN. Anything the client writes after this is answered by RST.
       for await (const _chunk of readChunks(conn, options)) break;
-      console.log(`closing the connection from ${peer} before answering (FIN)`);
+      peerLog.event(`closing the connection from ${peer} before answering (FIN)`);
       return;
     }
     for await (const line of readLines(conn, options)) {
@@ -203,11 +204,11 @@ async function serve(conn: Deno.TcpConn, ledger: Ledger, options: Options) {
         break;
       }
       const { reply, retry } = ledger.apply(line);
-      if (retry) console.log("a retried request: answered from memory, not applied again");
+      if (retry) peerLog.event("a retried request: answered from memory, not applied again");
       if (options.mode === "flaky" && options.random() < options.drop) {
         // The request was applied, but its answer never leaves: the case
         // that request ids are for.
-        console.log(`dropping the connection from ${peer} before the answer (FIN)`);
+        peerLog.event(`dropping the connection from ${peer} before the answer (FIN)`);
         return;
       }
       // The work is slow, remembering an answer is not: retries come at once.
@@ -215,13 +216,13 @@ async function serve(conn: Deno.TcpConn, ledger: Ledger, options: Options) {
       await send(reply);
       count++;
     }
-    console.log(`closed connection from ${peer} after ${plural(count, "answer")}`);
+    peerLog.event(`closed connection from ${peer} after ${plural(count, "answer")}`);
   } catch (error) {
     const reason = describeNetError(error);
     if (reason === undefined) throw error;
     // A line over the limit (or not UTF-8), as in lesson 05: say so and hang up.
     if (error instanceof LessonError) await send(`error: ${reason}`).catch(() => {});
-    console.log(`closed connection from ${peer} after ${plural(count, "answer")}: ${reason}`);
+    peerLog.event(`closed connection from ${peer} after ${plural(count, "answer")}: ${reason}`);
   } finally {
     closeQuietly(conn);
   }
@@ -247,11 +248,11 @@ async function serveResets(
       hostname: socket.remoteAddress ?? "?",
       port: socket.remotePort ?? 0,
     });
-    console.log(`connection from ${peer}`);
+    peerLog.event(`connection from ${peer}`);
     socket.setTimeout(idleTimeoutMs, () => socket.destroy());
     socket.on("error", () => {}); // one client's trouble is not the server's
     socket.once("data", () => {
-      console.log(`resetting the connection from ${peer} (RST, no FIN)`);
+      peerLog.event(`resetting the connection from ${peer} (RST, no FIN)`);
       socket.resetAndDestroy();
     });
   });

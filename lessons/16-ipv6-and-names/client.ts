@@ -17,6 +17,7 @@ import {
   parseFlags,
   readLines,
   runMain,
+  terminalSafe,
   timeoutFlag,
   utf8Encode,
   withDeadline,
@@ -95,14 +96,20 @@ await runMain(async () => {
     await writeAll(conn, utf8Encode(messages.map((m) => m + "\n").join("")));
     await conn.closeWrite();
     let count = 0;
-    const limits = { maxLineBytes: 1024, idleTimeoutMs: timeoutMs, what: "the server" };
+    // requireNewline: an answer without its LF was cut short.
+    const limits = {
+      maxLineBytes: 1024,
+      idleTimeoutMs: timeoutMs,
+      what: "the server",
+      requireNewline: true,
+    };
     for await (const answer of readLines(conn, limits)) {
       if (++count > messages.length) {
         throw new LessonError(
           `the server sent more answers than we sent lines (${messages.length})`,
         );
       }
-      console.log(`< ${answer}`);
+      console.log(`< ${terminalSafe(answer)}`);
     }
     if (count < messages.length) {
       throw new LessonError(`the server answered ${count} of ${messages.length} lines`);

@@ -21,6 +21,7 @@ import {
   listenError,
   maxConnectionsFlag,
   parseFlags,
+  peerLog,
   plural,
   readLines,
   runMain,
@@ -109,7 +110,7 @@ function whoAreYou(addr: Deno.NetAddr): string {
 async function serve(conn: Deno.TcpConn, idleTimeoutMs: number) {
   const peer = formatAddr(conn.remoteAddr);
   const me = formatAddr(conn.localAddr);
-  console.log(`connection from ${peer} (${familyOf(conn.remoteAddr.hostname)}) to ${me}`);
+  peerLog.event(`connection from ${peer} (${familyOf(conn.remoteAddr.hostname)}) to ${me}`);
   let count = 0;
   try {
     const options = { maxLineBytes: MAX_LINE_BYTES, idleTimeoutMs, what: "the client" };
@@ -119,11 +120,11 @@ async function serve(conn: Deno.TcpConn, idleTimeoutMs: number) {
       await writeAllWithTimeout(conn, answer, idleTimeoutMs, "the client");
       count++;
     }
-    console.log(`closed connection from ${peer} after ${plural(count, "line")}`);
+    peerLog.event(`closed connection from ${peer} after ${plural(count, "line")}`);
   } catch (error) {
     const reason = describeNetError(error);
     if (reason === undefined) throw error;
-    console.log(`closed connection from ${peer} after ${plural(count, "line")}: ${reason}`);
+    peerLog.event(`closed connection from ${peer} after ${plural(count, "line")}: ${reason}`);
   } finally {
     closeQuietly(conn);
   }

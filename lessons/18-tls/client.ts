@@ -15,6 +15,7 @@ import {
   LessonError,
   parseFlags,
   runMain,
+  terminalSafe,
   utf8Encode,
   withDeadline,
   writeAll,
@@ -104,14 +105,14 @@ await runMain(async () => {
 async function askForTls(conn: Deno.TcpConn, timeoutMs: number): Promise<void> {
   const read = () => readLineByteByByte(conn, MAX_PLAIN_LINE_BYTES, timeoutMs, "the server");
   const greeting = await read();
-  console.log(`plain < ${greeting}`);
+  console.log(`plain < ${terminalSafe(String(greeting))}`);
   if (greeting !== GREETING) {
     throw new LessonError("the server did not offer STARTTLS: is this a STARTTLS port?");
   }
   console.log(`plain > ${STARTTLS}`);
   await writeAll(conn, utf8Encode(STARTTLS + "\n"));
   const answer = await read();
-  console.log(`plain < ${answer}`);
+  console.log(`plain < ${terminalSafe(String(answer))}`);
   // Never go on in plain text when TLS was refused: that is how a
   // man-in-the-middle "strips" STARTTLS and reads everything.
   if (answer !== GO_AHEAD) throw new LessonError(`the server refused STARTTLS: ${answer}`);

@@ -21,6 +21,7 @@ import {
   formatAddr,
   listen,
   parseFlags,
+  peerLog,
   readWithTimeout,
   runMain,
   serveEach,
@@ -147,7 +148,7 @@ class TlsLineListener implements Deno.Listener<TlsLineConn, Deno.NetAddr> {
     return new TlsLineConn(conn, {
       remoteAddr,
       onHandshake: (info) =>
-        console.log(
+        peerLog.event(
           `TLS with ${peer}: ` +
             (info.alpnProtocol ? `ALPN protocol "${info.alpnProtocol}"` : "no ALPN protocol"),
         ),
@@ -193,29 +194,31 @@ async function startTls(
     await say(GREETING);
     const first = new Uint8Array(1);
     if (await readWithTimeout(conn, first, idleMs, "the client") === null) {
-      console.log(`closed plain-text connection from ${peer}: it left without a word`);
+      peerLog.event(`closed plain-text connection from ${peer}: it left without a word`);
       return;
     }
     if (first[0] === 0x16) {
       // 0x16 starts a TLS handshake record: a client that began with TLS.
-      console.log(`closed plain-text connection from ${peer}: it began with a TLS handshake`);
+      peerLog.event(`closed plain-text connection from ${peer}: it began with a TLS handshake`);
       return;
     }
     const command = String.fromCharCode(first[0]) +
       (await readLineByteByByte(conn, MAX_COMMAND_BYTES, idleMs, "the client") ?? "");
     if (command !== STARTTLS) {
       await say(NOT_YET);
-      console.log(`closed plain-text connection from ${peer}: it said ${JSON.stringify(command)}`);
+      peerLog.event(
+        `closed plain-text connection from ${peer}: it said ${JSON.stringify(command)}`,
+      );
       return;
     }
     await say(GO_AHEAD);
-    console.log(`STARTTLS from ${peer}: handing the connection to the TLS listener`);
+    peerLog.event(`STARTTLS from ${peer}: handing the connection to the TLS listener`);
     tls = await handedOver.connect(tlsAddr, conn.remoteAddr);
     await relayBoth(conn, tls, idleMs);
   } catch (error) {
     const reason = describeNetError(error);
     if (reason === undefined) throw error;
-    console.log(`closed plain-text connection from ${peer}: ${reason}`);
+    peerLog.event(`closed plain-text connection from ${peer}: ${reason}`);
   } finally {
     closeQuietly(conn);
     if (tls) closeQuietly(tls);
@@ -239,7 +242,7 @@ async function passOn(
   } catch (error) {
     const reason = describeNetError(error);
     if (reason === undefined) throw error;
-    console.log(`closed connection from ${formatAddr(conn.remoteAddr)}: ${reason}`);
+    peerLog.event(`closed connection from ${formatAddr(conn.remoteAddr)}: ${reason}`);
   } finally {
     closeQuietly(conn);
     if (tls) closeQuietly(tls);

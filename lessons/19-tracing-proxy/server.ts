@@ -34,6 +34,7 @@ import {
   maxConnectionsFlag,
   parseFlags,
   parseHostPort,
+  peerLog,
   plural,
   runMain,
   serveEach,
@@ -269,7 +270,7 @@ export async function serveProxy(
   const idle = new IdleTracker<Session>({
     idleTimeoutMs: options.idleTimeoutMs,
     onIdle: (session) => {
-      console.log(
+      peerLog.event(
         `#${session.id} nothing either way for ${options.idleTimeoutMs / 1000} s: closing`,
       );
       idle.delete(session);
@@ -320,21 +321,21 @@ async function relay(session: Session, options: ProxyOptions, touch: () => void)
     // Nothing to relay to: close the client's connection (it sees EOF at
     // once, not a hang) and say why in one line.
     const why = describeNetError(error) ?? (error instanceof Error ? error.message : String(error));
-    console.log(
+    peerLog.event(
       `#${id} ${peer}: could not connect to ${target}: ${why}: closed the client's connection`,
     );
     return;
   }
-  if (!options.quiet) console.log(`#${id} ${peer} connected, relaying to ${target}`);
+  if (!options.quiet) peerLog.event(`#${id} ${peer} connected, relaying to ${target}`);
   const server = session.server;
   const [up, down] = await Promise.all([
     pump(session, client, server, "client → server", options, touch),
     pump(session, server, client, "server → client", options, touch),
   ]);
   const ms = (performance.now() - session.started).toFixed(1);
-  console.log(`#${id} closed after ${ms} ms`);
-  console.log(`#${id}   client → server ${describeStats(up)}`);
-  console.log(`#${id}   server → client ${describeStats(down)}`);
+  peerLog.event(`#${id} closed after ${ms} ms`);
+  peerLog.event(`#${id}   client → server ${describeStats(up)}`);
+  peerLog.event(`#${id}   server → client ${describeStats(down)}`);
 }
 
 function describeStats(stats: DirectionStats): string {
@@ -361,7 +362,7 @@ async function pump(
   const receiver = direction.endsWith("server") ? "the server" : "the client";
   const note = (text: string) => {
     const ms = (performance.now() - session.started).toFixed(1);
-    if (!options.quiet) console.log(`#${session.id} +${ms} ms ${direction} ${text}`);
+    if (!options.quiet) peerLog.event(`#${session.id} +${ms} ms ${direction} ${text}`);
   };
   const forward = async (data: Uint8Array) => {
     stats.bytesOut += data.length;
@@ -398,7 +399,7 @@ async function pump(
       stats.bytesIn += n;
       const chunk = buffer.subarray(0, n);
       note(plural(n, "byte"));
-      if (!options.quiet) console.log(dump(chunk, options.maxDump));
+      if (!options.quiet) peerLog.event(dump(chunk, options.maxDump));
       if (!rewriter) {
         await forward(chunk);
         continue;
