@@ -23,7 +23,14 @@
  * directory anyone may write to, such as /tmp, another user could take our
  * path first and receive what our clients send.
  */
-import { formatAddr, LessonError, parseFlags, runMain, UsageError } from "../../lib/mod.ts";
+import {
+  formatAddr,
+  LessonError,
+  onShutdown,
+  parseFlags,
+  runMain,
+  UsageError,
+} from "../../lib/mod.ts";
 import { serveLines, SERVER_FLAGS } from "../05-line-framing/server.ts";
 import {
   checkPermission,
@@ -84,8 +91,7 @@ if (import.meta.main) {
       console.log(abstract ? "stopped" : `stopped: removed ${flags.path}`);
       Deno.exit(0);
     };
-    Deno.addSignalListener("SIGINT", stop);
-    Deno.addSignalListener("SIGTERM", stop);
+    onShutdown(stop);
     await serveLines(listener, flags);
   });
 }

@@ -55,6 +55,16 @@ const HINTS: [RegExp, string][] = [
   [/not valid for name/, "the name we asked for is not among the certificate's names"],
   [/certificate expired/, "the certificate's validity has ended: the server needs a new one"],
   [/CaUsedAsEndEntity/, "the server sent a CA certificate (CA:TRUE) as its own"],
+  [
+    /BadSignature/,
+    "the CA this client trusts has the issuer's name but not its key: was the CA made again? " +
+    "restart the server with a certificate from the new CA",
+  ],
+  [
+    /alert: DecryptError/,
+    "the client could not check our certificate's signature: it trusts another CA of the same " +
+    "name (a new ca.crt?)",
+  ],
   [/alert: UnknownCA/, "the client does not trust the CA that signed our certificate"],
   [/alert: BadCertificate/, "the client refused our certificate: a name it does not hold?"],
   [/alert: CertificateExpired/, "the client says our certificate has expired"],
