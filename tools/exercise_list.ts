@@ -32,6 +32,18 @@ export interface Exercise {
 /** Every exercise, in the order of the course. */
 export const EXERCISES: Exercise[] = [
   {
+    lesson: "01",
+    dir: "01-first-connection",
+    file: "server.ts",
+    tests: ["lesson01_test.ts"],
+    task: "accept one connection, print the client's end, close",
+    proved: "your server accepts one connection, names the client's end of it, and closes it",
+    hint: "The client's port is not the server's port: accept() gives a new connection, and its " +
+      "remoteAddr is the client (its address, and the ephemeral port its OS picked); its " +
+      "localAddr is the server's own end. Print the client's end, close the connection, and " +
+      "return: the server serves one client, then exits.",
+  },
+  {
     lesson: "02",
     dir: "02-echo",
     file: "server.ts",
@@ -184,6 +196,31 @@ export const EXERCISES: Exercise[] = [
     ],
   },
   {
+    lesson: "13",
+    dir: "13-browser-chat",
+    file: "websocket.ts",
+    tests: ["lesson13_frames_test.ts"],
+    task: "a WebSocket frame header: its length, and the limit on it",
+    proved:
+      "your decoder refuses a WebSocket message over the limit from its header, before any payload is kept",
+    hint: "The length is 7 bits, or 126 then 16 bits, or 127 then 64 bits, in network byte order " +
+      "(DataView's getUint16, getUint32: big-endian by default); the mask comes after it " +
+      "(`at` 2, 4 or 10). Read wrongly, every longer message unmasks into garbage.",
+    hints: [
+      [
+        /60 MiB|4,097|fragments/,
+        "Checking the limit after buffering protects nothing: the length field is a promise. " +
+        "Refuse it on the header (1009), before one byte of payload is kept, and count the " +
+        "message so far: this.#messageBytes + length > this.#max.",
+      ],
+      [
+        /all 64 bits|top bit/,
+        "Reading only the low 32 bits of a 64-bit length: 4 GiB + 9 looks like 9. Both halves " +
+        "count (high * 2 ** 32 + low), and a length with its top bit set is a protocol error.",
+      ],
+    ],
+  },
+  {
     lesson: "14",
     dir: "14-udp",
     file: "client.ts",
@@ -199,6 +236,75 @@ export const EXERCISES: Exercise[] = [
         /fake server/,
         "Matching replies by order: a reply counts only if it starts with `KEY=`; anything else " +
         "(a repeat, a forgery, another key) goes to replies.ignored and you keep waiting.",
+      ],
+    ],
+  },
+  {
+    lesson: "16",
+    dir: "16-ipv6-and-names",
+    file: "eyeballs.ts",
+    tests: ["lesson16_test.ts"],
+    task: "Happy Eyeballs: staggered attempts, the first to connect wins",
+    proved:
+      "your Happy Eyeballs starts the next address after 250 ms or a failure, and the first to connect wins",
+    hint: "Start an attempt without awaiting it. A failure starts the next address at once (not " +
+      "after the 250 ms: that would log a `no answer` that is not true); no answer within " +
+      "attemptDelayMs starts it as well; the first to connect wins: finish(conn).",
+    hints: [
+      [
+        /silent/,
+        "Trying one address after the other: a silent address (packets dropped, no refusal) " +
+        "holds you until the timeout. Set delayTimer so the next address starts after " +
+        "attemptDelayMs while this one keeps trying, and let the winner abort the rest " +
+        "(cancel.signal): a pending connect keeps the program from exiting.",
+      ],
+    ],
+  },
+  {
+    lesson: "17",
+    dir: "17-unix-sockets",
+    file: "server.ts",
+    tests: ["lesson17_test.ts"],
+    task: "a stale socket file or a live server: ask, then remove",
+    proved:
+      "your server tells a stale socket file from a live server, and never removes what is not a socket",
+    hint: "Deleting the file before listening cuts a live server off from every new client, " +
+      "silently. On AddrInUse, connect first (answers(path, other)): a server that accepts is " +
+      "live, leave it; only then is the file stale.",
+    hints: [
+      [
+        /regular file/,
+        "Removing whatever is at the path: only a socket is ours to remove. Deno.lstatSync(path)" +
+        ".isSocket; a regular file (someone's notes) is refused in one line and left alone.",
+      ],
+      [
+        /stale socket file we may not remove/,
+        "A stale file you may not remove (another user's, a read-only directory) is one line: " +
+        'catch the error of Deno.removeSync, "permission denied (another user\'s file?)" for ' +
+        "PermissionDenied, and exit 1, no stack trace.",
+      ],
+    ],
+  },
+  {
+    lesson: "18",
+    dir: "18-tls",
+    file: "tls.ts",
+    tests: ["lesson18_test.ts"],
+    task: "read the STARTTLS line byte by byte, bounded",
+    proved:
+      "your STARTTLS line reader takes exactly one bounded line, and not a byte of the TLS handshake after it",
+    hint: "Reading ahead: a read into a big buffer takes `STARTTLS\\nHELLO\\n` whole, and HELLO " +
+      "(plain text an attacker slipped in) is then kept instead of going to TLS (CVE-2011-0411). " +
+      "Read one byte at a time and stop at the LF; a CR before it is not part of the line.",
+    hints: [
+      [
+        /64 bytes/,
+        "No limit means a client that never sends LF holds the connection until its timeout: " +
+        "past maxBytes, throw a LessonError (`${what} sent a line longer than ${maxBytes} bytes`).",
+      ],
+      [
+        /CR LF/,
+        'Forgetting the CR: "STARTTLS\\r" is not "STARTTLS". Strip one CR before the LF.',
       ],
     ],
   },

@@ -37,6 +37,14 @@ export function lessonModule(path: string): string {
 }
 
 /**
+ * Where the programs run now: this course, or the copy {@linkcode runProgramsIn}
+ * named (lesson 18's tests make certificates there, once per copy).
+ */
+export function programsRoot(): URL {
+  return programRoot;
+}
+
+/**
  * Calls `watcher` with the output of every program that finishes (a client,
  * or a server once stopped); no argument stops. tools/exercise.ts shows what
  * the learner's program printed when a check fails.
