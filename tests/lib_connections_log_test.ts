@@ -1,4 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
+import { assertSpyCall, assertSpyCalls, spy } from "@std/testing/mock";
 import { IdleTracker } from "../lib/connections.ts";
 import { ThrottledLog } from "../lib/log.ts";
 import { sleep } from "./_helpers.ts";
@@ -71,4 +72,38 @@ Deno.test("ThrottledLog: prints at once under the limit, then summarises", async
   await sleep(1200);
   assertEquals(timed, ["a", "b"]);
   log2.flush();
+});
+
+Deno.test("ThrottledLog: the held-back lines are written by its own timer when the second is over", async () => {
+  // A spy records every call of `write`: what was written, and when.
+  const write = spy((_line: string) => {});
+  const log = new ThrottledLog({ maxLinesPerSecond: 1, write });
+  log.event("first");
+  log.event("second"); // over the limit: counted, not written
+  log.status("now: 2");
+  assertSpyCalls(write, 1);
+  assertSpyCall(write, 0, { args: ["first"] });
+  await sleep(1_300); // no flush(): the log's timer must do it
+  assertSpyCalls(write, 3);
+  assertSpyCall(write, 1, { args: ["(1 more event not shown: at most 1 lines/s)"] });
+  assertSpyCall(write, 2, { args: ["now: 2"] });
+  log.flush(); // nothing left: no more calls, and no timer left behind
+  assertSpyCalls(write, 3);
+});
+
+Deno.test("IdleTracker: onIdle gets each quiet item exactly once", async () => {
+  type Item = { lastActive: number; name: string };
+  const trackers: IdleTracker<Item>[] = [];
+  const onIdle = spy((item: Item) => trackers[0].delete(item));
+  const tracker = new IdleTracker<Item>({ idleTimeoutMs: 100, tickMs: 10, onIdle });
+  trackers.push(tracker);
+  try {
+    const a = { lastActive: -1, name: "a" };
+    tracker.add(a);
+    await sleep(400); // several ticks after the timeout
+    assertSpyCalls(onIdle, 1);
+    assertSpyCall(onIdle, 0, { args: [a] });
+  } finally {
+    tracker.stop();
+  }
 });
