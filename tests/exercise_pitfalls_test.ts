@@ -244,6 +244,23 @@ export const MUTANTS: Mutant[] = [
     from: "if (reply.startsWith(`${key}=`)) break;",
     to: "break;",
   },
+  {
+    lesson: "21",
+    pitfall: 0,
+    bug: "no limit on the head's bytes",
+    from: "if (headBytes > limits.maxHeadBytes) {",
+    to: "if (false) {",
+    only: "every refusal",
+  },
+  {
+    lesson: "21",
+    pitfall: 1,
+    bug: "a folded header line accepted",
+    from:
+      'if (line[0] === " " || line[0] === "\\t") throw new HttpError(400, "a folded header line");',
+    to: "",
+    only: "every refusal",
+  },
 ];
 
 Deno.test("exercise pitfalls: every hint of every exercise has a bug that shows it", () => {
