@@ -172,6 +172,46 @@ export const EXERCISES: Exercise[] = [
       ],
     ],
   },
+  {
+    lesson: "19",
+    dir: "19-tracing-proxy",
+    file: "server.ts",
+    tests: "lesson19_test.ts",
+    task: "the relay of one direction: read, trace, forward, pass the FIN on",
+    hint: "A proxy's direction is lesson 02's loop with another destination: read a chunk, " +
+      "note it (and its hex dump), `await forward(chunk)`, read the next; at EOF `await flush()`, " +
+      "then pass the half-close on with to.closeWrite() and let the other direction go on.",
+    hints: [
+      [
+        /half-close/,
+        "Closing both sides at the first EOF: the other side may still be answering. On EOF " +
+        "(read returns null) call to.closeWrite(), never closeBoth, and return: the other " +
+        "direction ends by itself.",
+      ],
+      [
+        /16 MiB|slow receiver/,
+        "Reading without waiting for the write: `await forward(chunk)` before the next read. " +
+        "Without the await the proxy reads on, the reused buffer is overwritten under a write, " +
+        "and a fast sender fills the proxy's memory.",
+      ],
+      [
+        /reset/,
+        "A reset is an error from the read, not an EOF: catch Deno.errors.ConnectionReset " +
+        'around the read, set stats.end = "reset", note("RESET: closing both sides"), ' +
+        "closeBoth(session) and return stats.",
+      ],
+      [
+        /without LF/,
+        "Forgetting what --rewrite holds: a last line with no LF is still in the rewriter at " +
+        "EOF. `await flush()` before passing the FIN on.",
+      ],
+      [
+        /bit by bit/,
+        "A read is activity too: call touch() after each read, or a client whose bytes the " +
+        "rewriter holds (no LF yet) looks idle and is cut off.",
+      ],
+    ],
+  },
 ];
 
 /** The exercise of lesson `lesson` ("2", "02" or "02-echo"), if there is one. */
