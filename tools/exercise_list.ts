@@ -173,6 +173,41 @@ export const EXERCISES: Exercise[] = [
     ],
   },
   {
+    lesson: "15",
+    dir: "15-when-things-fail",
+    file: "client.ts",
+    tests: "lesson15_test.ts",
+    task: "after a failure: a new connection, backoff with jitter, a retry budget",
+    hint: "Retrying at once, for ever: after a failure close and forget the connection, then " +
+      "retry only while the run's budget lasts (`no retries left: #N is lost` when it is 0), " +
+      "each time after sleeping backoff(retry) ms; a connection that sat idle and was closed " +
+      "is replaced at once, without using a retry.",
+    hints: [
+      [
+        /pause it announces/,
+        "Retrying at once: sleep the pause you print, `await sleep(wait)` with " +
+        "`wait = backoff(retry)` (retry 0, 1, 2, ... of this request), so the pauses double.",
+      ],
+      [
+        /budget is for the whole run/,
+        "Retrying for ever: `budget` is for the whole run (--retries), not per request: do not " +
+        "reset it; once it is 0, each failed request is lost at once.",
+      ],
+      [
+        /rejects|slow server|flaky|restarts|heartbeat/,
+        "Reusing a connection after an error: half a request or a late answer may still be in " +
+        "it. Close it and set `session = undefined` before anything else, so the retry connects " +
+        "again.",
+      ],
+      [
+        /idle/,
+        "A connection the server closed while it sat idle (`wasIdle`, and EOF, ECONNRESET or " +
+        "EPIPE) is not this request's failure: reconnect at once (retry--, continue), no pause " +
+        "and no retry used.",
+      ],
+    ],
+  },
+  {
     lesson: "19",
     dir: "19-tracing-proxy",
     file: "server.ts",
