@@ -58,6 +58,39 @@ export const EXERCISES: Exercise[] = [
       "call its end() at EOF (it throws if the text stopped mid-character).",
   },
   {
+    lesson: "04",
+    dir: "04-addresses-and-ports",
+    file: "client.ts",
+    tests: "lesson04_test.ts",
+    task: "read the server's one-line answer, then say goodbye in order",
+    hint: "This server does not close after its answer: read one line (readLines, " +
+      "requireNewline) instead of reading until EOF as in lesson 03, print it with " +
+      "terminalSafe, then closeWrite() and wait for the server's EOF, each within --timeout " +
+      "(withDeadline).",
+    hints: [
+      [
+        /a byte every 300 ms/,
+        "A deadline per read is not enough: a server that sends a byte every few seconds never " +
+        'trips it. Take the answer inside withDeadline(conn, timeoutMs, "the server\'s answer", ...).',
+      ],
+      [
+        /without its LF/,
+        "An answer cut short is not an answer: readLines(conn, { ..., requireNewline: true }) " +
+        "throws when the server closes in the middle of a line.",
+      ],
+      [
+        /control codes/,
+        "Text from the network is never shown raw: print `server says: ${terminalSafe(line)}`, " +
+        "so an ESC or a CR shows as \\x1b or \\x0d instead of acting on your terminal.",
+      ],
+      [
+        /never closes/,
+        'The goodbye needs a deadline too: inside withDeadline(conn, timeoutMs, "the server ' +
+        'to close", ...), closeWrite() and then wait for the EOF (lines.next()).',
+      ],
+    ],
+  },
+  {
     lesson: "05",
     dir: "05-line-framing",
     file: "server.ts",
