@@ -155,6 +155,36 @@ export const EXERCISES: Exercise[] = [
     ],
   },
   {
+    lesson: "09",
+    dir: "09-concurrent-client",
+    file: "client.ts",
+    tests: "lesson09_test.ts",
+    task: "whichever task ends first: the server's goodbye, or a time limit",
+    hint: "Race the reader and the writer (Promise.race). The reader first: the server closed, " +
+      "say so and Deno.exit(0). The writer first: keep reading, but a timer closes the " +
+      "connection after timeoutMs (a TimeoutError); clear it when reading ends, then print " +
+      "the summary.",
+    hints: [
+      [
+        /stdin is still open/,
+        "One thing at a time: a client that waits for its writer (stdin) before its reader never " +
+        "sees the server's goodbye. Race them; if the reader wins, print the summary and exit " +
+        "with Deno.exit(0).",
+      ],
+      [
+        /at most --timeout/,
+        "Waiting for ever: after the half-close, set a timer that closes the connection after " +
+        "timeoutMs; the pending read then fails, and you throw `timed out after S s waiting for " +
+        "the server to close the connection` (a TimeoutError).",
+      ],
+      [
+        /half-closes at once/,
+        "A timer left running keeps the program alive until it fires: clearTimeout(timer) in a " +
+        "finally once reading has ended, however it ended.",
+      ],
+    ],
+  },
+  {
     lesson: "11",
     dir: "11-one-to-one-chat",
     file: "chat.ts",

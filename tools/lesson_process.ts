@@ -26,6 +26,11 @@ export function runProgramsIn(dir?: URL): void {
   programRoot = dir ?? ROOT;
 }
 
+/** Where the programs run now: this course, or the scratch copy given to {@linkcode runProgramsIn}. */
+export function programDir(): URL {
+  return programRoot;
+}
+
 /**
  * Calls `watcher` with the output of every program that finishes (a client,
  * or a server once stopped); no argument stops. tools/exercise.ts shows what
