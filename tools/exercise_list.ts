@@ -185,6 +185,25 @@ export const EXERCISES: Exercise[] = [
     ],
   },
   {
+    lesson: "10",
+    dir: "10-every-core",
+    file: "server.ts",
+    tests: "lesson10_test.ts",
+    task: "the port check, and the workers started one by one",
+    hint: "Start the workers one after the other: the first binds --port (0: any free port) and " +
+      "answers with the port it got, and the next ones bind that one (options.port = " +
+      "reply.port). Before that, unless the port is 0, a plain Deno.listen (no reusePort) " +
+      "checks that nobody holds it.",
+    hints: [
+      [
+        /same port/,
+        "Another port owner: with reusePort a second copy of the server joins the first " +
+        "instead of failing. Open the port once with a plain Deno.listen first and close it; " +
+        "if that throws, throw listenError(error, flags.host, flags.port).",
+      ],
+    ],
+  },
+  {
     lesson: "11",
     dir: "11-one-to-one-chat",
     file: "chat.ts",
