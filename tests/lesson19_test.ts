@@ -388,7 +388,6 @@ test("lesson 19: a slow receiver slows the sender; nothing piles up in the proxy
         got += n;
       }
       assertEquals(got, total);
-      console.log(`(sender stalled after ${(stalled / MiB).toFixed(1)} MiB)`);
     } finally {
       closeRaw(conn);
     }

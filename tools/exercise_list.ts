@@ -259,7 +259,7 @@ export const EXERCISES: Exercise[] = [
     dir: "15-when-things-fail",
     file: "client.ts",
     tests: "lesson15_test.ts",
-    task: "after a failure: a new connection, backoff with jitter, a retry budget",
+    task: "after a failure: a new connection, backoff, a retry budget",
     hint: "Retrying at once, for ever: after a failure close and forget the connection, then " +
       "retry only while the run's budget lasts (`no retries left: #N is lost` when it is 0), " +
       "each time after sleeping backoff(retry) ms; a connection that sat idle and was closed " +
@@ -294,7 +294,7 @@ export const EXERCISES: Exercise[] = [
     dir: "19-tracing-proxy",
     file: "server.ts",
     tests: "lesson19_test.ts",
-    task: "the relay of one direction: read, trace, forward, pass the FIN on",
+    task: "relay one direction: read, trace, forward, pass the FIN on",
     hint: "A proxy's direction is lesson 02's loop with another destination: read a chunk, " +
       "note it (and its hex dump), `await forward(chunk)`, read the next; at EOF `await flush()`, " +
       "then pass the half-close on with to.closeWrite() and let the other direction go on.",
