@@ -35,8 +35,12 @@
  * - `load.ts` (lesson 09): `runLoad`, `formatReport`: the load generator
  * - `turns.ts` (lessons 08, 12): `ReadTurns`: reads in turns, so 1,000 busy
  *   clients are served fairly
+ * - `rate.ts` (lesson 12): `TokenBucket`: flood control, at most a burst at
+ *   once and then a rate per second
  * - `terminal.ts` (lessons 11, 12): `readTerminalLines`: what the user
  *   types, line by line
+ * - `process.ts` (lesson 20): `taskArgs`, `closedPort`: start the course's
+ *   own programs through their tasks
  *
  * `deno doc lib/mod.ts` lists every export with its documentation, and
  * `deno doc --filter LineDecoder lib/mod.ts` shows one.
@@ -56,6 +60,8 @@ export * from "./log.ts";
 export * from "./load.ts";
 export * from "./message.ts";
 export * from "./net.ts";
+export * from "./process.ts";
+export * from "./rate.ts";
 export * from "./signals.ts";
 export * from "./terminal.ts";
 export * from "./text.ts";

@@ -36,9 +36,35 @@ Deno.test("exercises: each is its lesson's file with a TODO, listed, and named b
     assert(last.startsWith("\n## Your turn\n"), `${exercise.dir}/README.md ends with Your turn`);
     assertStringIncludes(last, `deno task exercise ${exercise.lesson}`);
     assertStringIncludes(last, path);
-    assertStringIncludes(read(`tests/${exercise.tests}`), 'import { test } from "./_checks.ts";');
+    for (const file of exercise.tests) {
+      assertStringIncludes(read(`tests/${file}`), 'import { test } from "./_checks.ts";');
+    }
   }
 });
+
+Deno.test("exercises: each is kept as shipped in tools/exercises_shipped/, for --reset", () => {
+  const kept = [...Deno.readDirSync(new URL("tools/exercises_shipped/", ROOT))]
+    .filter((entry) => entry.isDirectory).map((entry) => entry.name).sort();
+  assertEquals(kept, EXERCISES.map((exercise) => exercise.dir));
+  for (const exercise of EXERCISES) {
+    const path = `exercises/${exercise.dir}/${exercise.file}`;
+    assertEquals(
+      read(`tools/exercises_shipped/${exercise.dir}/${exercise.file}.orig`),
+      read(path),
+      `tools/exercises_shipped/${exercise.dir}/${exercise.file}.orig is not ${path}: copy it there`,
+    );
+  }
+});
+
+/** What is in .exercise-runs/, or undefined if it is gone (as it should be after a run). */
+function scratchLeft(): string[] | undefined {
+  try {
+    return [...Deno.readDirSync(new URL(".exercise-runs/", ROOT))].map((entry) => entry.name);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
 
 /** Every file under exercises/, with its text. */
 function snapshot(): Map<string, string> {
@@ -109,11 +135,10 @@ Deno.test("exercises: each differs from its lesson's file only in its header and
 
 Deno.test("exercises: every one fails untouched and passes with its lesson's file copied in", async () => {
   const before = snapshot();
-  const result = await runTask("exercise", ["--verify"], { timeoutMs: 240_000 });
-  // The learner's files are never changed, and the scratch copies are gone.
+  const result = await runTask("exercise", ["--self-check"], { timeoutMs: 240_000 });
+  // The learner's files are never changed, and the scratch copies are gone, their folder too.
   assertEquals(snapshot(), before);
-  const scratch = new URL(".exercise-runs/", ROOT);
-  assertEquals([...Deno.readDirSync(scratch)].map((entry) => entry.name), []);
+  assertEquals(scratchLeft(), undefined);
   const lines = result.stdout.split("\n");
   for (const exercise of EXERCISES) {
     const line = lines.find((l) => l.startsWith(`exercise ${exercise.lesson}: `)) ?? "(none)";
@@ -138,7 +163,7 @@ Deno.test("exercises: every one fails untouched and passes with its lesson's fil
   }
   assertEquals(
     lines[untouched + 1 + EXERCISES.length],
-    `0 of ${EXERCISES.length} exercises pass. Next: deno task exercise 02 (exercises/02-echo/server.ts)`,
+    `0 of ${EXERCISES.length} exercises pass. Next: deno task exercise 01 (exercises/01-first-connection/server.ts)`,
   );
   for (const [i, row] of rows(solved).entries()) {
     assertMatch(row, new RegExp(`^${EXERCISES[i].lesson}  .+  passed \\(\\d+ checks?\\)$`));
@@ -152,7 +177,8 @@ Deno.test("exercise 02 untouched: the failed check, what was expected and what c
   assertEquals([result.code, result.stderr], [1, ""]);
   assertEquals(result.stdout.split("\n").slice(0, 3), [
     "Exercise 02: the echo loop: read until EOF, write it all back",
-    "exercises/02-echo/server.ts in the place of lessons/02-echo/server.ts, checked by tests/lesson02_test.ts",
+    "exercises/02-echo/server.ts in the place of lessons/02-echo/server.ts, checked by " +
+    "tests/lesson02_test.ts and tests/lesson02_short_write_test.ts",
     "  FAIL  lesson 02: echo › the default message is echoed and printed JSON-quoted",
   ]);
   for (
@@ -163,8 +189,10 @@ Deno.test("exercise 02 untouched: the failed check, what was expected and what c
       '  -     "the server closed the connection before answering\\n",\n',
       "lesson02-client printed on stderr:\n    the server closed the connection before answering\n",
       "Hint: One read is whatever has arrived, and one write may send only part of it",
+      "\nMore help: deno task exercise 02 --hint\n",
     ]
   ) assertStringIncludes(result.stdout, expected);
+  assertEquals(scratchLeft(), undefined);
   // Where the assertion is, with its code.
   assertMatch(
     result.stdout,
@@ -286,6 +314,7 @@ Deno.test("exercise: Ctrl-C during a check deletes its scratch copy", async () =
   if (!copy) throw new Error("no scratch copy appeared in .exercise-runs/");
   assertEquals(status.code, 130);
   assertEquals(entries().filter((name) => name === copy), [], "the scratch copy was left behind");
+  assertEquals(scratchLeft(), undefined, ".exercise-runs/ was left behind");
 });
 
 Deno.test("exercise: a missing exercise file is one line and exit 2", async () => {
@@ -295,7 +324,7 @@ Deno.test("exercise: a missing exercise file is one line and exit 2", async () =
   const copy = Deno.makeTempDirSync({ dir: artifacts });
   try {
     for (const dir of ["tools", "lib", "tests"]) Deno.mkdirSync(`${copy}/${dir}`);
-    for (const entry of [...Deno.readDirSync(new URL("tools/", ROOT))]) {
+    for (const entry of [...Deno.readDirSync(new URL("tools/", ROOT))].filter((e) => e.isFile)) {
       Deno.copyFileSync(new URL(`tools/${entry.name}`, ROOT), `${copy}/tools/${entry.name}`);
     }
     for (const entry of [...Deno.readDirSync(new URL("lib/", ROOT))]) {
@@ -322,10 +351,14 @@ Deno.test("exercise: a missing exercise file is one line and exit 2", async () =
         stdin: "null",
         env: { NO_COLOR: "1" },
       }).output();
-      const path = "exercises/02-echo/server.ts";
+      // --progress checks every exercise, so it misses the first one's file first.
+      const first = EXERCISES[0];
+      const path = args[0] === "--progress"
+        ? `exercises/${first.dir}/${first.file}`
+        : "exercises/02-echo/server.ts";
       assertEquals(
         [code, new TextDecoder().decode(stdout), new TextDecoder().decode(stderr)],
-        [2, "", `no file ${path}: restore it with git checkout -- ${path}\n`],
+        [2, "", `no file ${path}: restore it with deno task exercise 02 --reset\n`],
         args.join(" "),
       );
     }

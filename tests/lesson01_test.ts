@@ -1,7 +1,8 @@
 import { assertEquals, assertMatch } from "@std/assert";
+import { test } from "./_checks.ts";
 import { LessonServer, runTask } from "./_helpers.ts";
 
-Deno.test("lesson 01: first connection", async (t) => {
+test("lesson 01: first connection", async (t) => {
   await t.step(
     "the client and server see the same two ends; the server exits after one",
     async () => {

@@ -10,7 +10,7 @@ import {
   PATTERN_PERIOD,
 } from "../lib/load.ts";
 import { closeQuietly } from "../lib/net.ts";
-import { programDir, taskArgs } from "../tools/lesson_process.ts";
+import { programsRoot, taskArgs } from "../tools/lesson_process.ts";
 import { LessonServer, runTask } from "./_helpers.ts";
 import { test } from "./_checks.ts";
 
@@ -345,7 +345,7 @@ test("lesson 09: interactive mode's two tasks and its time limit", async (t) => 
     });
     const child = new Deno.Command("deno", {
       args: [...taskArgs(CLIENT), "--port", String(server.port)],
-      cwd: programDir(), // the course, or the exercise's scratch copy
+      cwd: programsRoot(), // the course, or the exercise's scratch copy
       stdin: "piped", // kept open: the client gets no EOF from us
       stdout: "piped",
       stderr: "piped",

@@ -9,6 +9,8 @@
  * meet a learner's running server, nor each other.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
+import { test } from "./_checks.ts";
+import type { Steps } from "./_checks.ts";
 import { LessonServer, runTask } from "./_helpers.ts";
 
 /** A temporary XDG_RUNTIME_DIR, its socket path, and the env that points the programs at it. */
@@ -38,8 +40,8 @@ let runtime: Runtime;
 let PATH = "";
 
 /** Runs `fn` with a fresh runtime directory (and PATH its socket path). */
-function withRuntime(fn: (t: Deno.TestContext) => Promise<void>) {
-  return async (t: Deno.TestContext) => {
+function withRuntime(fn: (t: Steps) => Promise<void>) {
+  return async (t: Steps) => {
     await using fresh = await Runtime.make();
     runtime = fresh;
     PATH = fresh.path;
@@ -63,7 +65,7 @@ async function start(args: string[] = []): Promise<LessonServer> {
   return server;
 }
 
-Deno.test(
+test(
   "lesson 17: lesson 05's lines over a Unix socket",
   withRuntime(async (t) => {
     await using server = await start();
@@ -113,7 +115,7 @@ Deno.test(
   }),
 );
 
-Deno.test(
+test(
   "lesson 17: a killed server leaves a stale socket, the next one removes it",
   withRuntime(async (_t) => {
     const killed = await start();
@@ -137,7 +139,24 @@ Deno.test(
   }),
 );
 
-Deno.test(
+test(
+  "lesson 17: a regular file at the socket path is never removed",
+  withRuntime(async (_t) => {
+    // Someone's notes where the socket should go: "address in use", nobody answers, and
+    // lstat says it is no socket. One line, exit 1, and the file is untouched.
+    await Deno.mkdir(runtime.private, { mode: 0o700 });
+    await Deno.writeTextFile(PATH, "my notes\n");
+    const server = await run("lesson17-server", []);
+    assertEquals([server.code, server.stdout, server.stderr], [
+      1,
+      "",
+      `${PATH} exists and is not a socket: not removing it; choose another --path\n`,
+    ]);
+    assertEquals(await Deno.readTextFile(PATH), "my notes\n");
+  }),
+);
+
+test(
   "lesson 17: lesson 05's limits hold on a Unix socket",
   withRuntime(async (_t) => {
     await using _server = await start(["--max-line", "8"]);
@@ -150,7 +169,7 @@ Deno.test(
   }),
 );
 
-Deno.test(
+test(
   "lesson 17: --mode sets the socket file's permissions",
   withRuntime(async (_t) => {
     await using server = await start(["--mode", "600"]);
@@ -173,7 +192,7 @@ Deno.test(
   }),
 );
 
-Deno.test(
+test(
   "lesson 17: path limits and permissions, one line each",
   withRuntime(async (t) => {
     const long = "/tmp/" + "a".repeat(110) + ".sock";
@@ -279,7 +298,7 @@ Deno.test({
   },
 });
 
-Deno.test(
+test(
   "lesson 17: the default path is in a private directory, made mode 700",
   withRuntime(async (t) => {
     await t.step("$XDG_RUNTIME_DIR/deno-socket-lessons, made by the server", async () => {
@@ -304,7 +323,7 @@ Deno.test(
   }),
 );
 
-Deno.test(
+test(
   "lesson 17: a squatter in a directory others may write to hears nothing",
   withRuntime(async () => {
     // As in /tmp: the directory is open to everyone, and someone else listens on our path.
@@ -348,7 +367,7 @@ Deno.test(
   }),
 );
 
-Deno.test(
+test(
   "lesson 17: a symbolic link for the private directory is refused",
   withRuntime(async () => {
     await Deno.mkdir(`${runtime.dir}/elsewhere`, { mode: 0o700 });
@@ -397,7 +416,7 @@ Deno.test("lesson 17: what makes a directory private (lstat's answer)", async ()
   );
 });
 
-Deno.test(
+test(
   "lesson 17: a stale socket file we may not remove is one line, exit 1",
   withRuntime(async () => {
     const killed = await start();

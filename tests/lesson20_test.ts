@@ -492,3 +492,184 @@ Deno.test("lesson 20: a Redis host outside the task's --allow-net is named in on
     server.lines.join("\n"),
   );
 });
+
+Deno.test({
+  name: "lesson 20: at start, a server connects to Redis before it listens: one alice, not two",
+  ignore,
+  async fn() {
+    await using cluster = await Cluster.start(0);
+    // Both servers at once; the moment each prints `listening on`, alice asks it for her name.
+    const ask = async () => {
+      const server = await LessonServer.start("lesson20-server", ["--redis", cluster.redis.url]);
+      cluster.servers.push(server);
+      const alice = await cluster.user(server);
+      return { alice, answer: await alice.ask("/name alice") };
+    };
+    const [first, second] = await Promise.all([ask(), ask()]);
+    assertEquals([first.answer, second.answer].sort(), [
+      "error name-taken alice is taken",
+      "ok name alice",
+    ]);
+    // The one who got the name keeps it: no `name-taken` once both rooms are in step.
+    const winner = first.answer === "ok name alice" ? first.alice : second.alice;
+    await winner.send("/to alice still mine");
+    assertEquals(await winner.collect(["ok sent alice", "from alice still mine"], 5_000), [
+      "from alice still mine",
+      "ok sent alice",
+    ]);
+    for (const server of cluster.servers) {
+      // Connected before it listened: said at once, after the `listening on` line.
+      assertMatch(server.lines.slice(0, 2).join("\n"), /^listening on .*\nredis: connected to /);
+    }
+  },
+});
+
+Deno.test({
+  name: "lesson 20: a client renaming itself on A for 5 s cuts off none of B's users who read",
+  ignore,
+  async fn() {
+    // Lesson 12's flood control would close the renamer after 5 names: lifted here, so
+    // that B meets the burst a crowd of renamers (each within its budget) could make.
+    const noFloodControl = ["--line-burst", "1000000", "--line-rate", "1000000"];
+    noFloodControl.push("--name-burst", "1000000", "--name-rate", "1000000");
+    await using cluster = await Cluster.start(2, noFloodControl);
+    const [a, b] = cluster.servers;
+    const readers: User[] = [];
+    for (let i = 0; i < 100; i++) readers.push(await cluster.user(b, `r${i}`));
+    // Each reader reads everything that comes, as fast as it comes (in chunks: the test
+    // must not be the slow one), until its own ping.
+    const ended = readers.map(() => "");
+    const counts = readers.map(() => 0);
+    const reading = readers.map(async (reader, i) => {
+      const buffer = new Uint8Array(256 * 1024);
+      const decoder = new TextDecoder();
+      let tail = "";
+      while (true) {
+        const n = await reader.conn.read(buffer).catch(() => null);
+        if (n === null) return ended[i] ||= "closed";
+        const text = tail + decoder.decode(buffer.subarray(0, n), { stream: true });
+        counts[i] += text.length - tail.length;
+        if (text.includes("\nerror slow-reader")) return ended[i] = "error slow-reader";
+        if (text.includes(`\nfrom r${i} ping\n`)) return;
+        tail = text.slice(-64);
+      }
+    });
+    // One client on A renames itself as fast as A takes it, for 5 s: each rename is a
+    // `left` and a `joined` for every reader on B.
+    const renamer = await cluster.user(a);
+    const answers = new Uint8Array(64 * 1024); // read (and ignored), so A never cuts it off
+    const draining = (async () => {
+      while (await renamer.conn.read(answers).catch(() => null) !== null) { /* more */ }
+    })();
+    // 200,000 renames in one write: more than A handles in the test's time.
+    const names = Array.from({ length: 200_000 }, (_, i) => `/name x${i}\n`).join("");
+    const sending = writeAll(renamer.conn, encode(names)).catch(() => {}); // until A is stopped
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    // Every reader is still there and B still serves its own: each sends itself a ping,
+    // and gets it within 10 s, while the renames still pour in.
+    await Promise.all(readers.map((reader, i) => reader.send(`/to r${i} ping`).catch(() => {})));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve("no ping within 10 s"), 10_000);
+    });
+    const outcome = await Promise.race([Promise.all(reading).then(() => "pinged"), late]);
+    clearTimeout(timer);
+    assertEquals(ended.filter((why) => why !== ""), []);
+    assertEquals(outcome, "pinged");
+    assert(Math.min(...counts) > 10_000, `characters per reader: at least ${Math.min(...counts)}`);
+    await cluster.servers[0].stop("SIGKILL"); // A has renames left to handle: no need
+    readers.forEach((reader) => reader.close());
+    await Promise.all(reading);
+    await Promise.all([sending, draining]);
+  },
+});
+
+Deno.test({
+  name: "lesson 20: mallory's /to flood from A does not cut off bob on B, who reads",
+  ignore,
+  async fn() {
+    await using cluster = await Cluster.start(2);
+    const [a, b] = cluster.servers;
+    const bob = await cluster.user(b, "bob");
+    const mallory = await cluster.user(a, "mallory");
+    assertEquals(await bob.next(), "joined mallory");
+    // 1,000 messages of 4 KB, in one go: A takes them as fast as it reads them.
+    const text = "m".repeat(4000);
+    const lines = Array.from({ length: 1000 }, (_, i) => `/to bob ${i} ${text}\n`).join("");
+    const sending = writeAll(mallory.conn, encode(lines)).catch(() => {}); // she may be cut off
+    // bob reads as fast as they come, while A answers mallory: each arrives once, in
+    // order; what B could not hold is dropped, and bob is told how many.
+    let sent = 0; // each `ok sent bob` (flood control at A may refuse some, or end her)
+    let answered = false;
+    let received = 0;
+    let dropped = 0;
+    const bobReads = (async () => {
+      let last = -1;
+      while (!answered || received + dropped < sent) {
+        const line = await bob.next(15_000) ?? "(closed)";
+        if (line === "ok sent bob" || line === "from bob wake up") continue; // see below
+        assert(!line.startsWith("error") && line !== "(closed)", `bob got ${line}`);
+        const notice = line.match(
+          /^from \[server\] (\d+) messages? to you (?:was|were) dropped: too many arrived at once$/,
+        );
+        if (notice) {
+          dropped += Number(notice[1]);
+          continue;
+        }
+        const [, id, body] = line.match(/^from mallory (\d+) (m+)$/) ?? [];
+        assertEquals(body, text);
+        assert(Number(id) > last, `${id} after ${last}`);
+        last = Number(id);
+        received++;
+      }
+    })();
+    bobReads.catch(() => {}); // its failure is reported below, where it is awaited
+    for (let answers = 0; answers < 1000; answers++) {
+      const answer = await mallory.next(15_000);
+      if (answer === null) break;
+      if (answer === "ok sent bob") sent++;
+    }
+    answered = true;
+    await sending;
+    // A line of bob's own, in case his read waits for nothing more: it ends that wait.
+    await bob.send("/to bob wake up");
+    await bobReads;
+    assert(sent > 0);
+    assertEquals(received + dropped, sent);
+    // bob is still here, and his server still passes messages on.
+    const carol = await cluster.user(a, "carol");
+    await bob.until("joined carol");
+    assertEquals(await bob.ask("/to carol still here"), "ok sent carol");
+    await carol.until("from bob still here", 15_000);
+  },
+});
+
+Deno.test({
+  name: "lesson 20: a /name while the room is still setting up with Redis is decided in Redis",
+  ignore,
+  async fn() {
+    await using cluster = await Cluster.start(1);
+    await cluster.user(cluster.servers[0], "alice");
+    // A slow way to Redis (lesson 19's proxy, every piece held 500 ms): setting up takes
+    // several round trips, longer than the 4 s a server waits at most before it listens.
+    const slow = await LessonServer.start("lesson19-server", [
+      "--to",
+      `127.0.0.1:${cluster.redis.port}`,
+      "--delay",
+      "500",
+      "--quiet",
+    ]);
+    cluster.servers.push(slow);
+    const a = await LessonServer.start("lesson20-server", [
+      "--redis",
+      `redis://127.0.0.1:${slow.port}`,
+    ]);
+    cluster.servers.push(a);
+    // At once, before the room is in step: the answer waits, and is Redis's.
+    const other = await cluster.user(a);
+    assertEquals(await other.ask("/name alice", 15_000), "error name-taken alice is taken");
+    assertEquals(await other.ask("/name bob", 15_000), "ok name bob");
+    assert(await a.waitForLine(/^redis: connected to /), a.lines.join("\n"));
+    assertEquals(a.lines.filter((line) => line.startsWith("redis: cannot reach")), []);
+  },
+});

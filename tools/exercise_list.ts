@@ -14,31 +14,51 @@ export interface Exercise {
   dir: string;
   /** The file the learner completes (the lesson's file of the same name is the solution). */
   file: string;
-  /** The test file whose spawned-process checks judge it (under tests/). */
-  tests: string;
+  /** The test files whose checks judge it (under tests/), run in this order. */
+  tests: string[];
   /** What the learner writes, in a few words. */
   task: string;
-  /** The hint when a check fails (the lesson README's trap). */
+  /** What a passing run proves, in one line. */
+  proved: string;
+  /** The hint when a check fails (the lesson README's trap); the first `--hint`. */
   hint: string;
-  /** Better hints for particular checks: the first whose pattern matches the check's name. */
+  /**
+   * Better hints for particular checks: the first whose pattern matches the
+   * check's name. `--hint` shows them after `hint`, one at a time.
+   */
   hints?: [RegExp, string][];
 }
 
 /** Every exercise, in the order of the course. */
 export const EXERCISES: Exercise[] = [
   {
+    lesson: "01",
+    dir: "01-first-connection",
+    file: "server.ts",
+    tests: ["lesson01_test.ts"],
+    task: "accept one connection, print the client's end, close",
+    proved: "your server accepts one connection, names the client's end of it, and closes it",
+    hint: "The client's port is not the server's port: accept() gives a new connection, and its " +
+      "remoteAddr is the client (its address, and the ephemeral port its OS picked); its " +
+      "localAddr is the server's own end. Print the client's end, close the connection, and " +
+      "return: the server serves one client, then exits.",
+  },
+  {
     lesson: "02",
     dir: "02-echo",
     file: "server.ts",
-    tests: "lesson02_test.ts",
+    tests: ["lesson02_test.ts", "lesson02_short_write_test.ts"],
     task: "the echo loop: read until EOF, write it all back",
+    proved: "your echo loop gives back every byte, in order, even when a write sends only " +
+      "part of it, and a silent client cannot hold the server.",
     hint: "One read is whatever has arrived, and one write may send only part of it: loop until " +
       "read says EOF, and write each chunk whole (writeAllWithTimeout) before reading on.",
     hints: [
       [
-        /16 MiB/,
-        "A single write may send only part: small tests pass, 16 MiB does not. Loop until " +
-        "everything is written (writeAllWithTimeout does).",
+        /16 MiB|reads slowly/,
+        "A single write may send only part: once the socket's buffer is full (a client that " +
+        "reads slowly), write takes what fits and returns. Loop until everything is written " +
+        "(writeAllWithTimeout does).",
       ],
       [
         /idle-timeout/,
@@ -51,8 +71,10 @@ export const EXERCISES: Exercise[] = [
     lesson: "03",
     dir: "03-capitalize",
     file: "server.ts",
-    tests: "lesson03_test.ts",
+    tests: ["lesson03_test.ts"],
     task: "decode the stream chunk by chunk, keeping split characters",
+    proved: "your server decodes a stream of UTF-8 however it is cut, answers each chunk at " +
+      "once, and refuses bytes that are not text.",
     hint: "Decoding chunk by chunk without a streaming decoder corrupts any character split " +
       "between two reads. Use the one Utf8StreamDecoder of the connection for every chunk, and " +
       "call its end() at EOF (it throws if the text stopped mid-character).",
@@ -61,8 +83,10 @@ export const EXERCISES: Exercise[] = [
     lesson: "04",
     dir: "04-addresses-and-ports",
     file: "client.ts",
-    tests: "lesson04_test.ts",
+    tests: ["lesson04_test.ts"],
     task: "read the server's one-line answer, then say goodbye in order",
+    proved: "your client reads one line within one deadline, shows it safely, and says " +
+      "goodbye in order: half-close, then the server's EOF, within --timeout too.",
     hint: "This server does not close after its answer: read one line (readLines, " +
       "requireNewline) instead of reading until EOF as in lesson 03, print it with " +
       "terminalSafe, then closeWrite() and wait for the server's EOF, each within --timeout " +
@@ -94,8 +118,10 @@ export const EXERCISES: Exercise[] = [
     lesson: "05",
     dir: "05-line-framing",
     file: "server.ts",
-    tests: "lesson05_test.ts",
+    tests: ["lesson05_test.ts", "lesson05_crlf_test.ts"],
     task: "the framed read loop: one answer per line, /bye",
+    proved: "your server finds the lines in a stream whatever the reads are, answers each " +
+      "one, and stops at the line limit.",
     hint: "One read is not one message: on loopback small writes arrive whole, but --split and " +
       "--burst cut and glue them. Collect bytes until LF (readLines does) and answer each line.",
     hints: [
@@ -105,7 +131,7 @@ export const EXERCISES: Exercise[] = [
         "readLines(conn, options) enforces options.maxLineBytes and throws past it.",
       ],
       [
-        /bye/,
+        /bye|CR LF/,
         'Forgetting the CR: "a\\r" is not "a". readLines strips an optional CR; "/bye" gets ' +
         '"bye" and then the loop ends.',
       ],
@@ -115,8 +141,10 @@ export const EXERCISES: Exercise[] = [
     lesson: "06",
     dir: "06-length-prefix",
     file: "server.ts",
-    tests: "lesson06_test.ts",
+    tests: ["lesson06_test.ts"],
     task: "read length-prefixed frames and describe each one",
+    proved: "your server reads length-prefixed frames split at any byte, and refuses a length " +
+      "over the limit before its body.",
     hint: "One read, one frame: still false. A read may hold half a header, or three frames and " +
       "a bit; the length is 4 bytes big-endian (getUint32, not native order). readFrames keeps " +
       "the leftovers for you.",
@@ -132,18 +160,23 @@ export const EXERCISES: Exercise[] = [
     lesson: "07",
     dir: "07-app-protocol",
     file: "server.ts",
-    tests: "lesson07_test.ts",
+    tests: ["lesson07_test.ts"],
     task: "the message loop: answer requests, recover from errors or close",
-    hint: "Carrying on after a fatal error: after bad-magic or too-large nobody knows where the " +
-      "next message starts, so answer and close; the other errors (bad-checksum, bad-json, ...) " +
-      "get a type-3 answer and the connection goes on.",
+    proved: "your server answers every request, survives every recoverable error, and closes " +
+      "after a fatal one.",
+    hint: "A protocol error is an answer too, and only a fatal one ends the connection: " +
+      "bad-checksum, bad-json and the like get their type-3 answer (fail(code, message)) and " +
+      "the loop goes on; after bad-magic or too-large nobody knows where the next message " +
+      "starts, so answer it and stop.",
   },
   {
     lesson: "08",
     dir: "08-many-clients",
     file: "server.ts",
-    tests: "lesson08_test.ts",
+    tests: ["lesson08_test.ts"],
     task: "the accept loop: limit, register, serve without await",
+    proved: "your server serves a thousand clients at once, turns away the one too many, and " +
+      "no client can hold up another.",
     hint: "A forgotten await, or an extra one: with `await serve(client)` in the accept loop you " +
       "are back to lesson 02, one client at a time. Start serve(client) and accept the next.",
     hints: [
@@ -158,8 +191,10 @@ export const EXERCISES: Exercise[] = [
     lesson: "09",
     dir: "09-concurrent-client",
     file: "client.ts",
-    tests: "lesson09_test.ts",
+    tests: ["lesson09_test.ts"],
     task: "whichever task ends first: the server's goodbye, or a time limit",
+    proved: "your client notices the server's goodbye while you still type, and waits at most " +
+      "--timeout for it after your half-close.",
     hint: "Race the reader and the writer (Promise.race). The reader first: the server closed, " +
       "say so and Deno.exit(0). The writer first: keep reading, but a timer closes the " +
       "connection after timeoutMs (a TimeoutError); clear it when reading ends, then print " +
@@ -188,8 +223,10 @@ export const EXERCISES: Exercise[] = [
     lesson: "10",
     dir: "10-every-core",
     file: "server.ts",
-    tests: "lesson10_test.ts",
+    tests: ["lesson10_test.ts"],
     task: "the port check, and the workers started one by one",
+    proved: "your server starts its workers on one port, the one --port 0 picked, and " +
+      "refuses a port that another program holds.",
     hint: "Start the workers one after the other: the first binds --port (0: any free port) and " +
       "answers with the port it got, and the next ones bind that one (options.port = " +
       "reply.port). Before that, unless the port is 0, a plain Deno.listen (no reusePort) " +
@@ -207,8 +244,10 @@ export const EXERCISES: Exercise[] = [
     lesson: "11",
     dir: "11-one-to-one-chat",
     file: "chat.ts",
-    tests: "lesson11_test.ts",
+    tests: ["lesson11_test.ts"],
     task: "the read side of a chat: print lines until /bye",
+    proved: "your chat prints each of the peer's messages safely, however they arrive, and " +
+      "knows how the chat ended.",
     hint: "A read is not a message: frame the peer's text (readMessages does, with a limit and " +
       "the pause for peers without newlines), print each as `client> TEXT` or `server> TEXT`, " +
       "and stop at /bye; EOF without /bye is a hang-up.",
@@ -224,16 +263,48 @@ export const EXERCISES: Exercise[] = [
     lesson: "12",
     dir: "12-multi-user-chat",
     file: "room.ts",
-    tests: "lesson12_test.ts",
+    tests: ["lesson12_outbox_test.ts", "lesson12_test.ts"],
     task: "broadcast, and the bounded outgoing queue",
+    proved: "your room reaches everyone but the sender, and a reader that falls behind is cut " +
+      "off instead of eating memory.",
     hint: "Writing straight to one user's socket from another's loop makes everyone wait for the " +
       "slowest: queue the line (this.#push) and let each connection write its own queue. An " +
       "unbounded queue only runs out of memory later: past maxQueueBytes, send returns false.",
     hints: [
       [
-        /never reads/,
+        /never reads|maxQueueBytes/,
         "An unbounded queue is just a slower way to run out of memory: bound it in bytes " +
         "(this.#queuedBytes + the new line's bytes > maxQueueBytes: return false).",
+      ],
+      [
+        /after close/,
+        "After close, a line is ignored: send returns true (a closing queue is not a slow " +
+        "reader) and queues nothing, so nothing follows the last line.",
+      ],
+    ],
+  },
+  {
+    lesson: "13",
+    dir: "13-browser-chat",
+    file: "websocket.ts",
+    tests: ["lesson13_frames_test.ts"],
+    task: "a WebSocket frame header: its length, and the limit on it",
+    proved:
+      "your decoder refuses a WebSocket message over the limit from its header, before any payload is kept",
+    hint: "The length is 7 bits, or 126 then 16 bits, or 127 then 64 bits, in network byte order " +
+      "(DataView's getUint16, getUint32: big-endian by default); the mask comes after it " +
+      "(`at` 2, 4 or 10). Read wrongly, every longer message unmasks into garbage.",
+    hints: [
+      [
+        /60 MiB|4,097|fragments/,
+        "Checking the limit after buffering protects nothing: the length field is a promise. " +
+        "Refuse it on the header (1009), before one byte of payload is kept, and count the " +
+        "message so far: this.#messageBytes + length > this.#max.",
+      ],
+      [
+        /all 64 bits|top bit/,
+        "Reading only the low 32 bits of a 64-bit length: 4 GiB + 9 looks like 9. Both halves " +
+        "count (high * 2 ** 32 + low), and a length with its top bit set is a protocol error.",
       ],
     ],
   },
@@ -241,8 +312,10 @@ export const EXERCISES: Exercise[] = [
     lesson: "14",
     dir: "14-udp",
     file: "client.ts",
-    tests: "lesson14_test.ts",
+    tests: ["lesson14_test.ts"],
     task: "retry a UDP request with exponential backoff",
+    proved: "your client retries a lost datagram with exponential backoff, and only a reply " +
+      "naming its key counts.",
     hint: "Waiting for ever: a lost datagram is silence, so every wait needs a deadline. Send, " +
       "wait `wait` ms for a reply naming the key (matching replies by order fails: they come " +
       "late, twice, or reordered), then send again waiting twice as long, at most --tries times.",
@@ -258,8 +331,10 @@ export const EXERCISES: Exercise[] = [
     lesson: "15",
     dir: "15-when-things-fail",
     file: "client.ts",
-    tests: "lesson15_test.ts",
+    tests: ["lesson15_test.ts"],
     task: "after a failure: a new connection, backoff, a retry budget",
+    proved: "your client retries on a new connection, after a doubling pause with jitter, " +
+      "within one budget for the whole run, and replaces an idle connection at once.",
     hint: "Retrying at once, for ever: after a failure close and forget the connection, then " +
       "retry only while the run's budget lasts (`no retries left: #N is lost` when it is 0), " +
       "each time after sleeping backoff(retry) ms; a connection that sat idle and was closed " +
@@ -290,11 +365,82 @@ export const EXERCISES: Exercise[] = [
     ],
   },
   {
+    lesson: "16",
+    dir: "16-ipv6-and-names",
+    file: "eyeballs.ts",
+    tests: ["lesson16_test.ts"],
+    task: "Happy Eyeballs: staggered attempts, the first to connect wins",
+    proved:
+      "your Happy Eyeballs starts the next address after 250 ms or a failure, and the first to connect wins",
+    hint: "Start an attempt without awaiting it. A failure starts the next address at once (not " +
+      "after the 250 ms: that would log a `no answer` that is not true); no answer within " +
+      "attemptDelayMs starts it as well; the first to connect wins: finish(conn).",
+    hints: [
+      [
+        /silent/,
+        "Trying one address after the other: a silent address (packets dropped, no refusal) " +
+        "holds you until the timeout. Set delayTimer so the next address starts after " +
+        "attemptDelayMs while this one keeps trying, and let the winner abort the rest " +
+        "(cancel.signal): a pending connect keeps the program from exiting.",
+      ],
+    ],
+  },
+  {
+    lesson: "17",
+    dir: "17-unix-sockets",
+    file: "server.ts",
+    tests: ["lesson17_test.ts"],
+    task: "a stale socket file or a live server: ask, then remove",
+    proved:
+      "your server tells a stale socket file from a live server, and never removes what is not a socket",
+    hint: "Deleting the file before listening cuts a live server off from every new client, " +
+      "silently. On AddrInUse, connect first (answers(path, other)): a server that accepts is " +
+      "live, leave it; only then is the file stale.",
+    hints: [
+      [
+        /regular file/,
+        "Removing whatever is at the path: only a socket is ours to remove. Deno.lstatSync(path)" +
+        ".isSocket; a regular file (someone's notes) is refused in one line and left alone.",
+      ],
+      [
+        /stale socket file we may not remove/,
+        "A stale file you may not remove (another user's, a read-only directory) is one line: " +
+        'catch the error of Deno.removeSync, "permission denied (another user\'s file?)" for ' +
+        "PermissionDenied, and exit 1, no stack trace.",
+      ],
+    ],
+  },
+  {
+    lesson: "18",
+    dir: "18-tls",
+    file: "tls.ts",
+    tests: ["lesson18_test.ts"],
+    task: "read the STARTTLS line byte by byte, bounded",
+    proved:
+      "your STARTTLS line reader takes exactly one bounded line, and not a byte of the TLS handshake after it",
+    hint: "Reading ahead: a read into a big buffer takes `STARTTLS\\nHELLO\\n` whole, and HELLO " +
+      "(plain text an attacker slipped in) is then kept instead of going to TLS (CVE-2011-0411). " +
+      "Read one byte at a time and stop at the LF; a CR before it is not part of the line.",
+    hints: [
+      [
+        /64 bytes/,
+        "No limit means a client that never sends LF holds the connection until its timeout: " +
+        "past maxBytes, throw a LessonError (`${what} sent a line longer than ${maxBytes} bytes`).",
+      ],
+      [
+        /CR LF/,
+        'Forgetting the CR: "STARTTLS\\r" is not "STARTTLS". Strip one CR before the LF.',
+      ],
+    ],
+  },
+  {
     lesson: "19",
     dir: "19-tracing-proxy",
     file: "server.ts",
-    tests: "lesson19_test.ts",
+    tests: ["lesson19_test.ts"],
     task: "relay one direction: read, trace, forward, pass the FIN on",
+    proved: "your proxy relays every byte both ways with backpressure, passes a half-close " +
+      "on, and closes both sides on a reset.",
     hint: "A proxy's direction is lesson 02's loop with another destination: read a chunk, " +
       "note it (and its hex dump), `await forward(chunk)`, read the next; at EOF `await flush()`, " +
       "then pass the half-close on with to.closeWrite() and let the other direction go on.",
@@ -341,4 +487,9 @@ export function findExercise(lesson: string): Exercise | undefined {
 /** The hint for a failed check (its name, with the step's after " › "). */
 export function hintFor(exercise: Exercise, checkName: string): string {
   return exercise.hints?.find(([pattern]) => pattern.test(checkName))?.[1] ?? exercise.hint;
+}
+
+/** The hints of an exercise in the order `--hint` shows them: general, then particular. */
+export function hintsOf(exercise: Exercise): string[] {
+  return [exercise.hint, ...(exercise.hints ?? []).map(([, hint]) => hint)];
 }

@@ -26,8 +26,21 @@ export function runProgramsIn(dir?: URL): void {
   programRoot = dir ?? ROOT;
 }
 
-/** Where the programs run now: this course, or the scratch copy given to {@linkcode runProgramsIn}. */
-export function programDir(): URL {
+/**
+ * The URL of a lesson module, e.g. `lessons/12-multi-user-chat/room.ts`, in
+ * the course the programs run from: a check that imports a lesson's module
+ * (to test one class of it directly) gets the learner's file under
+ * `deno task exercise NN`, and the lesson's own under `deno test`.
+ */
+export function lessonModule(path: string): string {
+  return new URL(path, programRoot).href;
+}
+
+/**
+ * Where the programs run now: this course, or the copy {@linkcode runProgramsIn}
+ * named (lesson 18's tests make certificates there, once per copy).
+ */
+export function programsRoot(): URL {
   return programRoot;
 }
 
@@ -52,35 +65,9 @@ export interface RunResult {
   timedOut: boolean;
 }
 
-let tasksCache: Record<string, string> | undefined;
-
-/**
- * The `deno` arguments of a task, e.g. `["run", "--allow-net=…", "lessons/…/server.ts"]`.
- * `$NAME` and `${NAME}` are replaced as `deno task` does, from `env` or else
- * this process's environment (unset: empty): lesson 17's permissions name
- * `$XDG_RUNTIME_DIR` and `$HOME`.
- */
-export function taskArgs(task: string, env: Record<string, string> = {}): string[] {
-  if (!tasksCache) {
-    const config = JSON.parse(Deno.readTextFileSync(new URL("deno.json", ROOT)));
-    tasksCache = {};
-    for (const [name, value] of Object.entries(config.tasks as Record<string, unknown>)) {
-      tasksCache[name] = typeof value === "string" ? value : (value as { command: string }).command;
-    }
-  }
-  const command = tasksCache[task];
-  if (command === undefined) throw new Error(`deno.json has no task ${task}`);
-  const words = command.split(/\s+/);
-  if (words[0] !== "deno" || words.some((w) => /[|&;<>`"']|\$[^A-Za-z_{]/.test(w))) {
-    throw new Error(`task ${task} is not a plain "deno ..." command: ${command}`);
-  }
-  return words.slice(1).map((word) =>
-    word.replace(
-      /\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))/g,
-      (_, braced, plain) => env[braced ?? plain] ?? Deno.env.get(braced ?? plain) ?? "",
-    )
-  );
-}
+// Lesson 20's cluster needs these too, and lessons never import tools/: they live in lib/.
+import { closedPort, taskArgs } from "../lib/process.ts";
+export { closedPort, taskArgs };
 
 /**
  * True for a program that uses a Unix socket path instead of a port (its
@@ -381,12 +368,4 @@ export class LessonServer implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
-}
-
-/** A loopback port with nothing listening on it (for "connection refused" checks). */
-export function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { CHAT_FLAGS } from "../../lessons/12-multi-user-chat/server.ts";
+import { CHAT_FLAGS, floodLimits } from "../../lessons/12-multi-user-chat/server.ts";
 import {
   ChatRoom,
   serveChatConnection,
@@ -23,7 +23,12 @@ const idle = new IdleTracker<TrackedConnection>({
   idleTimeoutMs: flags["idle-timeout"] * 1000,
   onIdle: () => {},
 });
-const options = { maxQueueBytes: flags["max-queue"], writeTimeoutMs: 30_000, closeGraceMs: 5_000 };
+const options = {
+  maxQueueBytes: flags["max-queue"],
+  writeTimeoutMs: 30_000,
+  closeGraceMs: 5_000,
+  flood: floodLimits(flags),
+};
 await serveEach(listener, (conn) => serveChatConnection(conn, room, { ...options, idle }), {
   maxConnections: flags["max-connections"],
 });

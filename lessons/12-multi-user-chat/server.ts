@@ -16,6 +16,7 @@ import {
   IdleTracker,
   listen,
   maxConnectionsFlag,
+  onShutdown,
   parseFlags,
   plural,
   runMain,
@@ -23,7 +24,13 @@ import {
 } from "../../lib/mod.ts";
 import { ThrottledLog } from "../../lib/log.ts";
 import { ReadTurns } from "../../lib/turns.ts";
-import { ChatRoom, serveChatConnection, type TrackedConnection } from "./room.ts";
+import {
+  ChatRoom,
+  FLOOD_LIMITS,
+  type FloodLimits,
+  serveChatConnection,
+  type TrackedConnection,
+} from "./room.ts";
 
 /** The chat server's own flags (lesson 13 adds its own to these). */
 export const CHAT_FLAGS = {
@@ -38,7 +45,49 @@ export const CHAT_FLAGS = {
     min: 8192,
     value: "BYTES",
   },
+  // Flood control (room.ts, FloodLimits): a token bucket per client.
+  "line-burst": {
+    type: "number",
+    description: "flood control: the most lines a client may send at once; " +
+      'more get "error too-fast"',
+    default: FLOOD_LIMITS.lines.burst,
+    min: 1,
+    value: "N",
+  },
+  "line-rate": {
+    type: "number",
+    description: "flood control: the lines a second a client may keep sending",
+    default: FLOOD_LIMITS.lines.rate,
+    min: 0.01,
+    integer: false,
+    value: "N",
+  },
+  "name-burst": {
+    type: "number",
+    description: "flood control: the most /name a client may send at once " +
+      "(each new name is announced to everyone)",
+    default: FLOOD_LIMITS.names.burst,
+    min: 1,
+    value: "N",
+  },
+  "name-rate": {
+    type: "number",
+    description: "flood control: the /name a second a client may keep sending " +
+      "(0.2: one every 5 s)",
+    default: FLOOD_LIMITS.names.rate,
+    min: 0.001,
+    integer: false,
+    value: "N",
+  },
 } as const;
+
+/** The flood control that the `--line-*` and `--name-*` flags ask for. */
+export function floodLimits(flags: Flags<typeof CHAT_FLAGS>): FloodLimits {
+  return {
+    lines: { burst: flags["line-burst"], rate: flags["line-rate"] },
+    names: { burst: flags["name-burst"], rate: flags["name-rate"] },
+  };
+}
 
 /**
  * Serves the chat on `listener` until it is closed (Ctrl-C), then says bye to
@@ -63,6 +112,7 @@ export async function serveChat(
     writeTimeoutMs: 30_000,
     closeGraceMs: 5_000,
     idle,
+    flood: floodLimits(flags),
     // With 1,000 users typing at once, plain reads would serve some over and
     // over while others wait seconds (lib/turns.ts; bench/fairness.ts --protocol chat).
     turns: new ReadTurns(),
@@ -96,10 +146,9 @@ if (import.meta.main) {
     });
     const listener = listen({ host: flags.host, port: flags.port, lesson: 12 });
     // Ctrl-C or SIGTERM: stop accepting, say bye to everyone, let it go out.
-    // Quietly: under `deno task`, one Ctrl-C can arrive twice (the terminal and the task).
-    const onSignal = () => closeQuietly(listener);
-    Deno.addSignalListener("SIGINT", onSignal);
-    if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+    // lib's onShutdown runs this once: under `deno task`, one Ctrl-C arrives
+    // twice (the terminal and the task), and the copy must not kill us.
+    onShutdown(() => closeQuietly(listener));
     await serveChat(listener, flags);
   });
 }

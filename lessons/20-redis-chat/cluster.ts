@@ -12,8 +12,8 @@
  * Redis and the servers the same way.
  */
 import { TextLineStream } from "@std/streams";
-import { LessonError, parseFlags, runMain } from "../../lib/mod.ts";
-import { closedPort, taskArgs } from "../../tools/lesson_process.ts";
+import { LessonError, parseFlags, runMain, shutdownRequested } from "../../lib/mod.ts";
+import { closedPort, taskArgs } from "../../lib/process.ts";
 
 /** The repository's root: programs run from there, as `deno task` runs them. */
 const ROOT = new URL("../../", import.meta.url);
@@ -236,16 +236,12 @@ if (import.meta.main) {
       throw error;
     }
     // Until Ctrl-C (or SIGTERM), or until every program has ended by itself.
-    const signalled = Promise.withResolvers<void>();
-    Deno.addSignalListener("SIGINT", signalled.resolve);
-    Deno.addSignalListener("SIGTERM", signalled.resolve);
+    const signalled = shutdownRequested();
     for (const child of started) {
       child.exited.then((code) => console.log(`pid ${child.pid} exited with code ${code}`));
     }
-    await Promise.race([signalled.promise, Promise.all(started.map((child) => child.exited))]);
+    await Promise.race([signalled, Promise.all(started.map((child) => child.exited))]);
     console.log("stopping every process we started");
     await stopAll();
-    Deno.removeSignalListener("SIGINT", signalled.resolve);
-    Deno.removeSignalListener("SIGTERM", signalled.resolve);
   });
 }

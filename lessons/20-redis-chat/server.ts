@@ -11,6 +11,7 @@
 import {
   closeQuietly,
   listen,
+  onShutdown,
   parseFlags,
   runMain,
   ThrottledLog,
@@ -71,31 +72,45 @@ if (import.meta.main) {
       epilog: "Example: deno task lesson20-server --port 65421 --redis redis://127.0.0.1:6379",
     });
     checkRedisUrl(flags.redis); // before listening: a bad URL is a usage error, not a crash
-    const listener = listen({ host: flags.host, port: flags.port, lesson: 20 });
     const log = new ThrottledLog();
+    // What the room says while it starts is printed after `listening on`, the
+    // first line of every lesson server (the tests and the cluster wait for it).
+    let early: string[] | undefined = [];
     // Unique per process: a server restarted on the same port is a new server.
     const random = crypto.getRandomValues(new Uint8Array(3));
-    const serverId = `${listener.addr.port}-${
+    const serverId = `${flags.port}-${
       [...random].map((b) => b.toString(16).padStart(2, "0")).join("")
     }`;
     const room = new SharedRoom({
       url: flags.redis,
       serverId,
       expiryMs: flags.expiry * 1000,
+      maxQueueBytes: flags["max-queue"],
       log: (line) => log.event(line),
       status: (line) => {
+        if (early) return void early.push(line);
         log.flush(); // what happened before comes first
         console.log(line);
       },
     });
-    room.start();
+    // Redis first, then listen (at most about 2 s later, connected or not):
+    // a user who came in before the room is connected would get a name
+    // checked on this server only, and lose it when Redis answers.
+    await room.start();
+    let listener: Deno.TcpListener;
+    try {
+      listener = listen({ host: flags.host, port: flags.port, lesson: 20 });
+    } catch (error) {
+      await room.close();
+      throw error;
+    }
+    for (const line of early) console.log(line);
+    early = undefined;
     // Ctrl-C or SIGTERM: stop accepting, say bye to everyone, let it go out
     // (lesson 12's). A second signal closes nothing more: in a terminal, Ctrl-C
     // reaches every process of the group, and lesson20-cluster then also stops
     // each of its programs by its id.
-    const onSignal = () => closeQuietly(listener);
-    Deno.addSignalListener("SIGINT", onSignal);
-    if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+    onShutdown(() => closeQuietly(listener));
     await serveChat(listener, flags, log, room);
     await room.close(); // the last `left`s reach the other servers
   });

@@ -19,6 +19,12 @@
  * `left` for them. Without Redis the room works like lesson 12's, for the
  * users of this server only, and rebuilds the shared view when Redis is back.
  *
+ * What comes from other servers arrives in bursts that nothing at the
+ * sender's end slowed down. The room handles it a slice (5 ms) at a time,
+ * and gives each user's queue lines from elsewhere only as it drains; what
+ * does not fit in the user's bounded backlog is dropped, and the user told
+ * how many (README, "Bursts from another server").
+ *
  * @module
  */
 import { createClient } from "redis";
@@ -34,6 +40,18 @@ const inbox = (server: string) => `chat:to:${server}`;
 const MAX_MESSAGE_CHARS = 16 * 1024;
 /** Who the notices to users are from: brackets, so no user can have this name. */
 export const NOTICE_FROM = "[server]";
+/**
+ * The most characters from Redis waiting to be handled: a burst past
+ * it is dropped (see #receive). Redis sends as fast as the other servers
+ * publish; without a bound, a burst would wait here without end.
+ */
+export const MAX_INBOX_CHARS = 8 * 1024 * 1024;
+/** The most characters of messages waiting for one user's queue to drain (see #feed). */
+export const MAX_BACKLOG_CHARS = 1024 * 1024;
+/** The most characters waiting for all users together. */
+export const MAX_BACKLOGS_CHARS = 32 * 1024 * 1024;
+/** The longest the room handles lines from Redis before the users get a turn (ms). */
+const SLICE_MS = 5;
 
 /**
  * Keeps a name that is ours (a new expiry), takes it back if Redis forgot it
@@ -62,6 +80,26 @@ export interface SharedRoomOptions {
   status: (line: string) => void;
   /** A Redis command not answered in this time counts as Redis being away (default 2 s). */
   commandTimeoutMs?: number;
+  /**
+   * The bound of each user's outgoing queue (lesson 12's `--max-queue`, default
+   * 256 KiB): lines from other servers fill it to 3/4 at most, and wait in
+   * the user's backlog meanwhile.
+   */
+  maxQueueBytes?: number;
+}
+
+/** What came from Redis and is still to be handled (see #receive). */
+interface Received {
+  channel: "events" | "inbox";
+  text: string;
+}
+
+/** Messages from other servers waiting for one user's queue to drain. */
+interface Backlog {
+  lines: string[];
+  chars: number;
+  /** Messages for this user dropped since the last notice. */
+  dropped: number;
 }
 
 /** One event on the `chat:events` channel. */
@@ -106,10 +144,26 @@ export class SharedRoom extends ChatRoom {
   #pending = new Set<Promise<unknown>>();
   #ticker: ReturnType<typeof setInterval> | undefined;
   #startDeadline: ReturnType<typeof setTimeout> | undefined;
-  #eventListener = (message: string) => this.#onEvent(message);
-  #messageListener = (message: string) => this.#onMessage(message);
+  /** Resolves the promise of start(): connected, or said to be out of reach. */
+  #started: (() => void) | undefined;
+  #eventListener = (text: string) => this.#receive({ channel: "events", text });
+  #messageListener = (text: string) => this.#receive({ channel: "inbox", text });
+  /** What came from Redis, in order, not yet handled; from #inboxHead on. */
+  #inbox: Received[] = [];
+  #inboxHead = 0;
+  #inboxChars = 0;
+  /** Events dropped from a full inbox: the view is compared with Redis once it is empty. */
+  #missedEvents = false;
+  #pumpTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Messages from other servers waiting for a user's queue to drain. */
+  #backlogs = new Map<ChatSession, Backlog>();
+  #backlogChars = 0;
+  /** Set while the first connection (or a reconnection) is set up: claims wait for it. */
+  #comingUp: PromiseWithResolvers<void> | undefined;
   /** How long we wait for any answer from Redis (see #ask). */
   #timeoutMs: number;
+  /** Lines from other servers go into a user's queue while it holds less than this. */
+  #highWater: number;
 
   /** @param options where Redis is, this server's id, the expiry, the logs */
   constructor(options: SharedRoomOptions) {
@@ -117,6 +171,7 @@ export class SharedRoom extends ChatRoom {
     this.id = options.serverId;
     this.#options = options;
     this.#timeoutMs = options.commandTimeoutMs ?? 2_000;
+    this.#highWater = (options.maxQueueBytes ?? 256 * 1024) * 3 / 4;
     this.#redis = createClient({
       url: options.url,
       // Fail at once while Redis is away instead of queueing commands for later.
@@ -141,17 +196,31 @@ export class SharedRoom extends ChatRoom {
     return this.#online;
   }
 
-  /** Connects (in the background: the chat works meanwhile) and starts the periodic check. */
-  start(): void {
+  /**
+   * Connects and starts the periodic check. Resolves once the room shares
+   * the view through Redis, or once Redis is found out of reach (said once:
+   * then the room serves this server's users, and reconnects in the
+   * background), and after twice the command deadline (4 s) at the latest.
+   * A server listens only then: a user who comes earlier would have a name
+   * checked on this server only, that another server may give out too.
+   */
+  start(): Promise<void> {
+    const started = Promise.withResolvers<void>();
+    this.#started = started.resolve;
     for (const client of [this.#redis, this.#subscriber]) {
       client.connect().catch((error: unknown) => this.#away(error));
     }
     this.#ticker = setInterval(() => this.#tick(), this.#options.expiryMs / 3);
     // The command deadline does not cover node-redis's own handshake: a Redis
-    // that accepts the connection but answers nothing needs a deadline of its own.
+    // that accepts the connection but answers nothing needs a deadline of its
+    // own. (A room that is still setting up, #comingUp, has its own deadlines.)
     this.#startDeadline = setTimeout(() => {
-      if (!this.#online) this.#away(new Error("no answer in time"));
-    }, 2 * this.#timeoutMs);
+      if (!this.#online && this.#comingUp === undefined) {
+        this.#away(new Error("no answer in time"));
+      }
+    }, this.#timeoutMs);
+    const latest = setTimeout(started.resolve, 2 * this.#timeoutMs);
+    return started.promise.finally(() => clearTimeout(latest));
   }
 
   /** Waits for what is still being sent (bounded by the command timeout), then disconnects. */
@@ -159,6 +228,7 @@ export class SharedRoom extends ChatRoom {
     this.#closed = true;
     clearInterval(this.#ticker);
     clearTimeout(this.#startDeadline);
+    clearTimeout(this.#pumpTimer);
     await Promise.allSettled(this.#pending);
     // A polite close waits for the answers still due: a Redis that stopped
     // answering gets the same deadline as any command, then we hang up.
@@ -188,6 +258,10 @@ export class SharedRoom extends ChatRoom {
 
   override async claim(session: ChatSession, name: string): Promise<boolean> {
     if (session.name === name) return true;
+    // Redis answered and the room is setting up (just started, or back after
+    // an outage): the claim is decided in Redis once that is done, not on
+    // this server alone (another server may be giving the name out meanwhile).
+    if (!this.#online && this.#comingUp) await this.#comingUp.promise;
     if (this.has(name)) return false;
     if (this.#online) {
       try {
@@ -265,6 +339,7 @@ export class SharedRoom extends ChatRoom {
   /** Redis is away (refused, closed, too slow): carry on here, say so once. */
   #away(error: unknown): void {
     if (this.#closed || this.#saidAway) return;
+    this.#started?.(); // a server that was waiting for Redis to start listens now
     this.#saidAway = true;
     const wasOnline = this.#online;
     this.#online = false;
@@ -307,6 +382,7 @@ export class SharedRoom extends ChatRoom {
     if (this.#online || this.#syncing || this.#closed) return;
     if (!this.#redis.isReady || !this.#subscriber.isReady) return; // the other one's turn
     this.#syncing = true;
+    const comingUp = this.#comingUp = Promise.withResolvers<void>();
     try {
       if (!this.#subscribed) {
         // node-redis subscribes again by itself after a reconnect.
@@ -327,10 +403,13 @@ export class SharedRoom extends ChatRoom {
           `as server ${this.id}: ${others} user${others === 1 ? "" : "s"} on other servers`,
       );
       if (this.#lostBefore) this.#notice("the other chat servers are back: /users lists everyone");
+      this.#started?.();
     } catch (error) {
       this.#away(error);
     } finally {
       this.#syncing = false;
+      this.#comingUp = undefined;
+      comingUp.resolve(); // the claims that waited are decided now
     }
   }
 
@@ -393,11 +472,149 @@ export class SharedRoom extends ChatRoom {
     if (super.has(name)) return; // ours here; #keepNames settles a conflict
     const known = this.#remote.has(name);
     this.#remote.set(name, server);
-    if (!known) this.broadcast(undefined, `joined ${name}`);
+    if (!known) this.#toEveryone(`joined ${name}`);
   }
 
   #forgetRemote(name: string): void {
-    if (this.#remote.delete(name)) this.broadcast(undefined, `left ${name}`);
+    if (this.#remote.delete(name)) this.#toEveryone(`left ${name}`);
+  }
+
+  /**
+   * Something came from Redis. node-redis hands us a whole burst at once,
+   * message after message, without letting anything else run in between: if
+   * we handled each one here (a `joined` for every user, a 4 KB line into a
+   * queue), the users' queues would fill before their writers had a turn,
+   * and users who read normally would be cut off as slow. So this only takes
+   * note, within a bound (MAX_INBOX_CHARS); #pump does the work, a slice at
+   * a time. Past the bound: events are dropped (the view is compared with
+   * Redis afterwards), messages too, and their users told how many.
+   */
+  #receive(item: Received): void {
+    if (this.#closed) return;
+    if (this.#inboxChars + item.text.length <= MAX_INBOX_CHARS) {
+      this.#inbox.push(item);
+      this.#inboxChars += item.text.length;
+    } else if (item.channel === "events") {
+      this.#missedEvents = true;
+    } else {
+      const to = parseMessage(item.text)?.to;
+      const session = to === undefined ? undefined : this.get(to);
+      if (session !== undefined) this.#backlogOf(session).dropped++;
+    }
+    this.#schedulePump(0);
+  }
+
+  #schedulePump(delayMs: number): void {
+    this.#pumpTimer ??= setTimeout(() => this.#pump(), delayMs);
+  }
+
+  /**
+   * Handles what came from Redis for at most SLICE_MS (5 ms), then lets the
+   * users' reads and writes have their turn (a timer, not a microtask: only
+   * a timer waits for the event loop). First it feeds the backlogs of the
+   * users whose queues drained meanwhile.
+   */
+  #pump(): void {
+    this.#pumpTimer = undefined;
+    if (this.#closed) return;
+    for (const [session, backlog] of this.#backlogs) this.#feed(session, backlog);
+    const until = performance.now() + SLICE_MS;
+    let handled = 0;
+    while (this.#inboxHead < this.#inbox.length) {
+      // One event can be a line for each of 1,000 users: the clock is read after each.
+      if (handled++ > 0 && performance.now() > until) break;
+      const item = this.#inbox[this.#inboxHead++];
+      this.#inboxChars -= item.text.length;
+      if (item.channel === "events") this.#onEvent(item.text);
+      else this.#onMessage(item.text);
+    }
+    if (this.#inboxHead === this.#inbox.length) {
+      this.#inbox = [];
+      this.#inboxHead = 0;
+    } else if (this.#inboxHead > 4096) { // let go of what was handled
+      this.#inbox = this.#inbox.slice(this.#inboxHead);
+      this.#inboxHead = 0;
+    }
+    if (this.#inbox.length > 0) return this.#schedulePump(0);
+    if (this.#missedEvents && this.#online) {
+      this.#missedEvents = false;
+      this.#tick(); // events were dropped: compare the view with Redis now
+    }
+    if (this.#backlogs.size > 0) this.#schedulePump(1); // wait for the queues to drain
+  }
+
+  /** The backlog of `session`, made if it has none. */
+  #backlogOf(session: ChatSession): Backlog {
+    let backlog = this.#backlogs.get(session);
+    if (backlog === undefined) {
+      backlog = { lines: [], chars: 0, dropped: 0 };
+      this.#backlogs.set(session, backlog);
+    }
+    return backlog;
+  }
+
+  /** True if `line` can go into the user's queue now: it stays under half of its bound. */
+  #hasRoom(session: ChatSession, line: string): boolean {
+    const queued = session.queuedBytes;
+    // 3 bytes per UTF-16 unit at most; an empty queue takes any line.
+    return queued === 0 || queued + 3 * line.length + 1 <= this.#highWater;
+  }
+
+  /**
+   * A line from another server for one user here: into the user's queue if
+   * it has room, into the user's backlog otherwise (in order, behind what
+   * waits there). A full backlog drops the line; a dropped message is
+   * counted, and the user told once the backlog has drained (#feed).
+   */
+  #toUser(session: ChatSession, line: string, isMessage: boolean): void {
+    if (session.ended) return;
+    let backlog = this.#backlogs.get(session);
+    if (backlog === undefined && this.#hasRoom(session, line)) return session.send(line);
+    backlog ??= this.#backlogOf(session);
+    if (
+      backlog.chars + line.length > MAX_BACKLOG_CHARS ||
+      this.#backlogChars + line.length > MAX_BACKLOGS_CHARS
+    ) {
+      if (isMessage) backlog.dropped++;
+    } else {
+      backlog.lines.push(line);
+      backlog.chars += line.length;
+      this.#backlogChars += line.length;
+    }
+    this.#schedulePump(1);
+  }
+
+  /** A line from another server (`joined`, `left`) for every user here. */
+  #toEveryone(line: string): void {
+    for (const session of this.sessions()) this.#toUser(session, line, false);
+  }
+
+  /** Moves what fits from a backlog into the user's queue; then says what was dropped. */
+  #feed(session: ChatSession, backlog: Backlog): void {
+    let sent = 0;
+    while (
+      !session.ended && sent < backlog.lines.length &&
+      this.#hasRoom(session, backlog.lines[sent])
+    ) {
+      const line = backlog.lines[sent++];
+      backlog.chars -= line.length;
+      this.#backlogChars -= line.length;
+      session.send(line);
+    }
+    backlog.lines.splice(0, sent);
+    if (!session.ended && backlog.lines.length === 0 && backlog.dropped > 0) {
+      const notice = `from ${NOTICE_FROM} ${backlog.dropped} message${
+        backlog.dropped === 1 ? "" : "s"
+      } to you ${backlog.dropped === 1 ? "was" : "were"} dropped: too many arrived at once`;
+      if (this.#hasRoom(session, notice)) {
+        session.send(notice);
+        backlog.dropped = 0;
+      }
+    }
+    if (session.ended || (backlog.lines.length === 0 && backlog.dropped === 0)) {
+      this.#backlogChars -= backlog.chars;
+      this.#backlogs.delete(session);
+    }
   }
 
   /** `joined` / `left` from another server. */
@@ -417,11 +634,18 @@ export class SharedRoom extends ChatRoom {
 
   /** A message for one of our users, from another server. */
   #onMessage(message: string): void {
-    const { to, line } = (parseJson(message) ?? {}) as { to?: unknown; line?: unknown };
-    if (typeof to !== "string" || typeof line !== "string" || line.includes("\n")) return;
+    const parsed = parseMessage(message);
     // Gone meanwhile? Then the message is lost: at most once.
-    this.get(to)?.send(line);
+    const session = parsed === undefined ? undefined : this.get(parsed.to);
+    if (session !== undefined) this.#toUser(session, parsed!.line, true);
   }
+}
+
+/** `{"to":NAME,"line":LINE}` from a `chat:to:ID` channel, or undefined if it is not that. */
+function parseMessage(text: string): { to: string; line: string } | undefined {
+  const { to, line } = (parseJson(text) ?? {}) as { to?: unknown; line?: unknown };
+  if (typeof to !== "string" || typeof line !== "string" || line.includes("\n")) return undefined;
+  return { to, line };
 }
 
 /** A JSON value, or undefined for text too long or not JSON (a broken or hostile peer). */
