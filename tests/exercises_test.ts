@@ -353,12 +353,12 @@ Deno.test("exercise: a missing exercise file is one line and exit 2", async () =
       }).output();
       // --progress checks every exercise, so it misses the first one's file first.
       const first = EXERCISES[0];
-      const path = args[0] === "--progress"
-        ? `exercises/${first.dir}/${first.file}`
-        : "exercises/02-echo/server.ts";
+      const [path, lesson] = args[0] === "--progress"
+        ? [`exercises/${first.dir}/${first.file}`, first.lesson]
+        : ["exercises/02-echo/server.ts", "02"];
       assertEquals(
         [code, new TextDecoder().decode(stdout), new TextDecoder().decode(stderr)],
-        [2, "", `no file ${path}: restore it with deno task exercise 02 --reset\n`],
+        [2, "", `no file ${path}: restore it with deno task exercise ${lesson} --reset\n`],
         args.join(" "),
       );
     }
