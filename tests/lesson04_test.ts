@@ -1,7 +1,17 @@
 import { assert, assertEquals } from "@std/assert";
-import { closeRaw, LessonServer, rawConnect, readToEnd, runTask } from "./_helpers.ts";
+import { test } from "./_checks.ts";
+import { writeAll } from "../lib/io.ts";
+import {
+  closeRaw,
+  encode,
+  LessonServer,
+  rawConnect,
+  readToEnd,
+  runTask,
+  sleep,
+} from "./_helpers.ts";
 
-Deno.test("lesson 04: addresses and ports", async (t) => {
+test("lesson 04: addresses and ports", async (t) => {
   await using server = await LessonServer.start("lesson04-server");
   const port = String(server.port);
 
@@ -51,4 +61,86 @@ Deno.test("lesson 04: addresses and ports", async (t) => {
       }
     },
   );
+});
+
+/**
+ * Runs the lesson 04 client (`--timeout 1`) against a raw server on a free
+ * port that runs `handle` for its one connection, then closes it.
+ */
+async function againstServer(handle: (conn: Deno.TcpConn) => Promise<void>) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const conn = await listener.accept();
+    try {
+      await handle(conn);
+    } catch {
+      // the client gave up and closed: what the test checks is the client
+    } finally {
+      closeRaw(conn);
+    }
+  })();
+  try {
+    const started = Date.now();
+    const client = await runTask("lesson04-client", [
+      "--port",
+      String(listener.addr.port),
+      "--timeout",
+      "1",
+    ]);
+    return { ...client, ms: Date.now() - started };
+  } finally {
+    listener.close();
+    await serving;
+  }
+}
+
+test("lesson 04: the client against servers that misbehave", async (t) => {
+  await t.step("a byte every 300 ms, never a LF: one deadline for the whole answer", async () => {
+    const client = await againstServer(async (conn) => {
+      for (let i = 0; i < 30; i++) { // 9 s at most
+        await writeAll(conn, encode("y"));
+        await sleep(300);
+      }
+    });
+    assertEquals([client.code, client.stderr], [
+      1,
+      "gave up after 1 s waiting for the server's answer\n",
+    ]);
+    assert(client.ms < 6_000, `took ${client.ms} ms to give up after 1 s`);
+  });
+  await t.step("an answer without its LF, then EOF: cut short, not an answer", async () => {
+    const client = await againstServer(async (conn) => {
+      await writeAll(conn, encode("you are"));
+      await conn.closeWrite();
+      await readToEnd(conn, 5_000);
+    });
+    assertEquals([client.code, client.stderr], [
+      1,
+      'the server closed the connection in the middle of a line: "you are" came without ' +
+      "its LF (a truncated message)\n",
+    ]);
+    assert(!client.stdout.includes("server says"), client.stdout);
+  });
+  await t.step("terminal control codes in the answer are shown as codes", async () => {
+    const client = await againstServer(async (conn) => {
+      await writeAll(conn, encode("\x1b]0;owned\x07hi\r\u202eevil\n"));
+      await readToEnd(conn, 5_000);
+    });
+    assertEquals(client.code, 0, client.stderr);
+    assertEquals(
+      client.stdout.split("\n")[1],
+      "server says: \\x1b]0;owned\\x07hi\\x0d\\u202eevil",
+    );
+  });
+  await t.step("an answer, then the server never closes: the goodbye has a deadline", async () => {
+    const client = await againstServer(async (conn) => {
+      await writeAll(conn, encode("you are here\n"));
+      await sleep(3_000); // reads nothing, closes nothing (the client gives up after 1 s)
+    });
+    assertEquals(client.stdout.split("\n")[1], "server says: you are here");
+    assertEquals([client.code, client.stderr], [
+      1,
+      "gave up after 1 s waiting for the server to close\n",
+    ]);
+  });
 });

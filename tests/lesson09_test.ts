@@ -10,8 +10,9 @@ import {
   PATTERN_PERIOD,
 } from "../lib/load.ts";
 import { closeQuietly } from "../lib/net.ts";
-import { taskArgs } from "../tools/lesson_process.ts";
+import { programsRoot, taskArgs } from "../tools/lesson_process.ts";
 import { LessonServer, runTask } from "./_helpers.ts";
+import { test } from "./_checks.ts";
 
 /** The server this lesson's client talks to (lesson 08's echo server on port 65409). */
 const SERVER = "lesson09-server";
@@ -27,7 +28,7 @@ function summary(stdout: string): Record<string, string> {
   return fields;
 }
 
-Deno.test("lesson 09: a concurrent client against the echo server", async (t) => {
+test("lesson 09: a concurrent client against the echo server", async (t) => {
   await using server = await LessonServer.start(SERVER);
   const port = String(server.port);
 
@@ -52,12 +53,16 @@ Deno.test("lesson 09: a concurrent client against the echo server", async (t) =>
   );
 
   await t.step("interactive: empty stdin half-closes at once", async () => {
+    const started = Date.now();
     const client = await runTask(CLIENT, ["--port", port], { stdin: "" });
+    const elapsed = Date.now() - started;
     assertEquals([client.code, client.stdout, client.stderr], [
       0,
       "sent 0 bytes, got 0 bytes, the server closed the connection\n",
       "",
     ]);
+    // It exits once the server has closed: no timer left running until --timeout (10 s).
+    assert(elapsed < 8_000, `exited after ${elapsed} ms`);
   });
 
   await t.step("--load ping-pong: 10 connections × 100 messages × 64 bytes, 0 errors", async () => {
@@ -331,7 +336,7 @@ Deno.test("lesson 09: --load reports short echoes, extra bytes and silence", asy
   });
 });
 
-Deno.test("lesson 09: interactive mode's two tasks and its time limit", async (t) => {
+test("lesson 09: interactive mode's two tasks and its time limit", async (t) => {
   await t.step("the reader sees the server close while stdin is still open", async () => {
     // A sequential client would sit in its stdin read forever; ours has a
     // reader task that notices the server's goodbye and ends the program.
@@ -340,7 +345,7 @@ Deno.test("lesson 09: interactive mode's two tasks and its time limit", async (t
     });
     const child = new Deno.Command("deno", {
       args: [...taskArgs(CLIENT), "--port", String(server.port)],
-      cwd: new URL("../", import.meta.url),
+      cwd: programsRoot(), // the course, or the exercise's scratch copy
       stdin: "piped", // kept open: the client gets no EOF from us
       stdout: "piped",
       stderr: "piped",

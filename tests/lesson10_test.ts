@@ -14,6 +14,7 @@ import {
   sleep,
 } from "./_helpers.ts";
 import { RawServer } from "./_raw_server.ts";
+import { test } from "./_checks.ts";
 
 /** The lines of the shutdown summary: `worker N served K connections`, by worker number. */
 function servedPerWorker(stdout: string): number[] {
@@ -21,7 +22,7 @@ function servedPerWorker(stdout: string): number[] {
     .map((match) => Number(match[2]));
 }
 
-Deno.test("lesson 10: every core", async (t) => {
+test("lesson 10: every core", async (t) => {
   await using server = await LessonServer.start("lesson10-server", ["--workers", "2"]);
   const port = String(server.port);
 
@@ -92,7 +93,7 @@ Deno.test("lesson 10: every core", async (t) => {
   );
 });
 
-Deno.test("lesson 10: --workers 1 and SIGTERM", async () => {
+test("lesson 10: --workers 1 and SIGTERM", async () => {
   await using server = await LessonServer.start("lesson10-server", ["--workers", "1"]);
   const client = await runTask("lesson10-client", ["--port", String(server.port)]);
   assertEquals(client.stdout, 'Received "Hello, world"\n');
@@ -110,7 +111,7 @@ Deno.test("lesson 10: --workers 1 and SIGTERM", async () => {
   ]);
 });
 
-Deno.test("lesson 10: a second server on the same port fails instead of sharing it", async () => {
+test("lesson 10: a second server on the same port fails instead of sharing it", async () => {
   await using first = await LessonServer.start("lesson10-server", ["--workers", "2"]);
   const second = await runTask("lesson10-server", ["--port", String(first.port), "--workers", "2"]);
   assertEquals(second.code, 1);
@@ -120,7 +121,7 @@ Deno.test("lesson 10: a second server on the same port fails instead of sharing 
   );
 });
 
-Deno.test("lesson 10: --workers must be at least 1", async () => {
+test("lesson 10: --workers must be at least 1", async () => {
   const result = await runTask("lesson10-server", ["--workers", "0"]);
   assertEquals([result.code, result.stderr], [
     2,
@@ -128,7 +129,7 @@ Deno.test("lesson 10: --workers must be at least 1", async () => {
   ]);
 });
 
-Deno.test("lesson 10: lesson 08's limits, in every worker", async (t) => {
+test("lesson 10: lesson 08's limits, in every worker", async (t) => {
   await t.step("--idle-timeout closes a silent connection, and one that never reads", async () => {
     await using server = await LessonServer.start("lesson10-server", [
       "--workers",
@@ -217,7 +218,7 @@ Deno.test("lesson 10: lesson 08's limits, in every worker", async (t) => {
   });
 });
 
-Deno.test("lesson 10: --work computes before each echo, and the echo is still exact", async () => {
+test("lesson 10: --work computes before each echo, and the echo is still exact", async () => {
   await using server = await LessonServer.start("lesson10-server", [
     "--workers",
     "2",

@@ -10,6 +10,7 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import { readWithTimeout, writeAll } from "../lib/io.ts";
+import { test } from "./_checks.ts";
 import { LineDecoder } from "../lib/lines.ts";
 import { backoff, checkAnswer } from "../lessons/15-when-things-fail/client.ts";
 import { Ledger } from "../lessons/15-when-things-fail/server.ts";
@@ -113,7 +114,7 @@ Deno.test("checkAnswer: only server busy is worth a retry, other errors reject t
   ]);
 });
 
-Deno.test("a request the server rejects is lost at once, and the next one is sent", async () => {
+test("a request the server rejects is lost at once, and the next one is sent", async () => {
   await using server = await LessonServer.start(SERVER, ["--max-line", "16"]);
   const result = await runTask(CLIENT, [
     "--port",
@@ -136,7 +137,7 @@ Deno.test("a request the server rejects is lost at once, and the next one is sen
   ]);
 });
 
-Deno.test("lesson 15 pair: requests answered, a summary, exit 0", async () => {
+test("lesson 15 pair: requests answered, a summary, exit 0", async () => {
   await using server = await LessonServer.start(SERVER);
   const result = await runTask(CLIENT, [
     "--port",
@@ -194,7 +195,7 @@ Deno.test("lesson 15 server: ids, /ping, /bye, lines too long, on a raw socket",
   }
 });
 
-Deno.test("failure: connection refused, retried, then lost (ECONNREFUSED)", async () => {
+test("failure: connection refused, retried, then lost (ECONNREFUSED)", async () => {
   const port = closedPort();
   const result = await runTask(CLIENT, ["--port", String(port), "--retries", "2"]);
   const refused = `could not connect to 127.0.0.1:${port}: connection refused: ` +
@@ -212,7 +213,7 @@ Deno.test("failure: connection refused, retried, then lost (ECONNREFUSED)", asyn
   ]);
 });
 
-Deno.test("failure: connect timeout on a full queue that is never accepted", async () => {
+test("failure: connect timeout on a full queue that is never accepted", async () => {
   await using server = await LessonServer.start(SERVER, ["--misbehave", "no-accept"]);
   assert(await server.waitForLine("never accepting: the queue is full with 2 connections"));
   const result = await runTask(CLIENT, [
@@ -234,7 +235,7 @@ Deno.test("failure: connect timeout on a full queue that is never accepted", asy
   ]);
 });
 
-Deno.test("failure: read timeout on a silent server", async () => {
+test("failure: read timeout on a silent server", async () => {
   await using server = await LessonServer.start(SERVER, ["--misbehave", "silent"]);
   const started = performance.now();
   const result = await runTask(CLIENT, [
@@ -262,7 +263,7 @@ Deno.test("failure: read timeout on a silent server", async () => {
   assert(await server.waitForLine(/after 0 answers$/));
 });
 
-Deno.test("failure: connection reset is a real RST (ECONNRESET), not a clean close", async () => {
+test("failure: connection reset is a real RST (ECONNRESET), not a clean close", async () => {
   await using server = await LessonServer.start(SERVER, ["--misbehave", "reset"]);
   // A raw socket: its read fails with "connection reset", it does not see EOF.
   const conn = await rawConnect(server.port);
@@ -290,7 +291,7 @@ Deno.test("failure: connection reset is a real RST (ECONNRESET), not a clean clo
   );
 });
 
-Deno.test("failure: a clean close before the answer (EOF), and writing after it (EPIPE)", async () => {
+test("failure: a clean close before the answer (EOF), and writing after it (EPIPE)", async () => {
   await using server = await LessonServer.start(SERVER, ["--misbehave", "close-early"]);
   const early = await runTask(CLIENT, ["--port", String(server.port), "--retries", "0"]);
   assertEquals(early.code, 1);
@@ -328,7 +329,7 @@ Deno.test("failure: address in use, in every way the server listens", async () =
   }
 });
 
-Deno.test("failure: an unknown host name is not retried", async () => {
+test("failure: an unknown host name is not retried", async () => {
   const result = await runTask(CLIENT, ["--host", "no-such-host.invalid", "--count", "2"]);
   assertEquals(result.code, 1);
   // The resolver's own words vary ("Name or service not known", ...).
@@ -355,7 +356,7 @@ Deno.test("a bad --misbehave is a usage error", async () => {
   );
 });
 
-Deno.test("slow server: the retry gets the first answer from memory, at once", async () => {
+test("slow server: the retry gets the first answer from memory, at once", async () => {
   await using server = await LessonServer.start(SERVER, ["--misbehave", "slow", "--delay", "2"]);
   const result = await runTask(CLIENT, ["--port", String(server.port), "--timeout", "1"]);
   assertEquals(result.stderr, "");
@@ -371,7 +372,7 @@ Deno.test("slow server: the retry gets the first answer from memory, at once", a
   assert(await server.waitForLine("a retried request: answered from memory, not applied again"));
 });
 
-Deno.test("flaky server (--seed 1): ids keep a retry from applying twice; --plain does not", async () => {
+test("flaky server (--seed 1): ids keep a retry from applying twice; --plain does not", async () => {
   for (const [plain, second, third] of [[false, "2", "3"], [true, "3", "4"]] as const) {
     await using server = await LessonServer.start(SERVER, ["--misbehave", "flaky", "--seed", "1"]);
     const result = await runTask(CLIENT, [
@@ -400,7 +401,7 @@ Deno.test("flaky server (--seed 1): ids keep a retry from applying twice; --plai
   }
 });
 
-Deno.test("the client reconnects after the server restarts on the same port", async () => {
+test("the client reconnects after the server restarts on the same port", async () => {
   const first = await LessonServer.start(SERVER);
   const port = first.port;
   let second: LessonServer | undefined;
@@ -439,7 +440,7 @@ Deno.test("the client reconnects after the server restarts on the same port", as
   }
 });
 
-Deno.test("a connection the server closed while idle is replaced at once, no retry used", async () => {
+test("a connection the server closed while idle is replaced at once, no retry used", async () => {
   await using server = await LessonServer.start(SERVER, ["--idle-timeout", "1"]);
   const result = await runTask(CLIENT, [
     "--port",
@@ -464,7 +465,7 @@ Deno.test("a connection the server closed while idle is replaced at once, no ret
   ]);
 });
 
-Deno.test("the heartbeat notices a server that stopped answering, and the client reconnects", async () => {
+test("the heartbeat notices a server that stopped answering, and the client reconnects", async () => {
   // A hostile server: its first connection answers once, then says nothing
   // (like a frozen process: TCP still looks fine); later ones answer all.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -527,6 +528,74 @@ Deno.test("the heartbeat notices a server that stopped answering, and the client
   } finally {
     listener.close();
     for (const conn of conns) closeRaw(conn);
+    await serving;
+  }
+});
+
+test("the retry budget is for the whole run: once spent, later requests are lost at once", async () => {
+  await using server = await LessonServer.start(SERVER, ["--misbehave", "close-early"]);
+  const result = await runTask(CLIENT, [
+    "--port",
+    String(server.port),
+    "--count",
+    "3",
+    "--retries",
+    "2",
+  ]);
+  const eof = "the server closed the connection before answering";
+  assertEquals([result.code, result.stderr], [1, eof + "\n"]);
+  assertEquals(lines(result.stdout), [
+    "> #1 Hello",
+    `! #1 ${eof} [EOF]`,
+    "  retrying in N ms (1 retry left)",
+    "> #1 Hello (retry 1)",
+    `! #1 ${eof} [EOF]`,
+    "  retrying in N ms (0 retries left)",
+    "> #1 Hello (retry 2)",
+    `! #1 ${eof} [EOF]`,
+    "  no retries left: #1 is lost",
+    "> #2 Hello",
+    `! #2 ${eof} [EOF]`,
+    "  no retries left: #2 is lost",
+    "> #3 Hello",
+    `! #3 ${eof} [EOF]`,
+    "  no retries left: #3 is lost",
+    "3 requests: 0 answered, 3 lost; 5 attempts, 4 reconnects",
+  ]);
+});
+
+test("each retry waits the pause it announces: 100-200 ms, then 200-400, then 400-800", async () => {
+  // A server that notes when each connection comes, reads the request and
+  // closes without answering: every attempt fails, every retry reconnects.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const arrivals: number[] = [];
+  const serving = (async () => {
+    for await (const conn of listener) {
+      arrivals.push(performance.now());
+      await readWithTimeout(conn, new Uint8Array(1024), 5_000, "the client").catch(() => {});
+      closeRaw(conn);
+    }
+  })();
+  try {
+    const result = await runTask(CLIENT, [
+      "--port",
+      String(listener.addr.port),
+      "--retries",
+      "3",
+    ]);
+    assertEquals(result.code, 1);
+    const waits = [...result.stdout.matchAll(/^ {2}retrying in (\d+) ms/gm)].map((m) => +m[1]);
+    assertEquals(waits.length, 3, result.stdout);
+    assertEquals(arrivals.length, 4, "one connection per attempt");
+    for (const [i, wait] of waits.entries()) {
+      const ceiling = 200 * 2 ** i; // half of it fixed, half random
+      assert(wait >= ceiling / 2 && wait <= ceiling, `retry ${i + 1}: ${wait} ms`);
+      // The next connection came no sooner than the announced pause.
+      const gap = arrivals[i + 1] - arrivals[i];
+      assert(gap >= wait - 5, `retry ${i + 1} came ${gap.toFixed(0)} ms later, not ${wait}`);
+    }
+  } finally {
+    listener.close();
     await serving;
   }
 });

@@ -4,6 +4,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import net from "node:net";
+import { test } from "./_checks.ts";
 import { readWithTimeout, writeAll } from "../lib/io.ts";
 import { closeQuietly } from "../lib/net.ts";
 import { READ_TURNS } from "../lib/turns.ts";
@@ -93,7 +94,31 @@ Deno.test("lesson 19: replaceBytes and LineRewriter (units)", () => {
   assertEquals([binary.binary, binary.changed], [true, 0]);
 });
 
-Deno.test("lesson 19: 16 MiB each way at once arrive byte for byte", async () => {
+test("lesson 19: the trace shows each chunk with its direction, a hex dump and a summary", async () => {
+  await using upstream = await LessonServer.start("lesson07-server");
+  await using server = await proxy(upstream.port);
+  const client = await runTask("lesson07-client", ["--port", String(server.port), "keys"]);
+  assertEquals([client.code, client.stdout], [0, '{"ok":true,"keys":[]}\n']);
+  assert(await server.waitForLine(/^#1 {3}server → client/));
+  const trace = server.lines.slice(2).map((line) => line.replace(/\d+\.\d ms/, "N ms"));
+  assertMatch(trace[0], /^#1 127\.0\.0\.1:\d+ connected, relaying to 127\.0\.0\.1:\d+$/);
+  assertEquals(trace.slice(1), [
+    "#1 +N ms client → server 29 bytes",
+    "  00000000  12 34 56 78 00 00 00 01  00 00 00 0d 89 69 9f 9b  |.4Vx.........i..|",
+    '  00000010  7b 22 6f 70 22 3a 22 6b  65 79 73 22 7d           |{"op":"keys"}|',
+    "#1 +N ms server → client 37 bytes",
+    "  00000000  12 34 56 78 00 00 00 02  00 00 00 15 aa ad fa 6e  |.4Vx...........n|",
+    '  00000010  7b 22 6f 6b 22 3a 74 72  75 65 2c 22 6b 65 79 73  |{"ok":true,"keys|',
+    '  00000020  22 3a 5b 5d 7d                                    |":[]}|',
+    "#1 +N ms client → server FIN: passing on the half-close",
+    "#1 +N ms server → client FIN: passing on the half-close",
+    "#1 closed after N ms",
+    "#1   client → server 29 bytes in 1 write, then FIN",
+    "#1   server → client 37 bytes in 1 write, then FIN",
+  ]);
+});
+
+test("lesson 19: 16 MiB each way at once arrive byte for byte", async () => {
   const up = randomBytes(16 * MiB);
   const down = randomBytes(16 * MiB);
   let upstreamGot = "";
@@ -128,7 +153,7 @@ Deno.test("lesson 19: 16 MiB each way at once arrive byte for byte", async () =>
   assertEquals(upstreamGot, await sha256(up));
 });
 
-Deno.test("lesson 19: a half-close is passed on, both ways, and the other direction goes on", async () => {
+test("lesson 19: a half-close is passed on, both ways, and the other direction goes on", async () => {
   await withUpstream(async (conn) => {
     // Reads to EOF: only a relayed FIN ends this. Then answers, and half-closes.
     const request = decode(await readToEnd(conn, 5_000));
@@ -169,31 +194,7 @@ Deno.test("lesson 19: a half-close is passed on, both ways, and the other direct
   });
 });
 
-Deno.test("lesson 19: the trace shows each chunk with its direction, a hex dump and a summary", async () => {
-  await using upstream = await LessonServer.start("lesson07-server");
-  await using server = await proxy(upstream.port);
-  const client = await runTask("lesson07-client", ["--port", String(server.port), "keys"]);
-  assertEquals([client.code, client.stdout], [0, '{"ok":true,"keys":[]}\n']);
-  assert(await server.waitForLine(/^#1 {3}server → client/));
-  const trace = server.lines.slice(2).map((line) => line.replace(/\d+\.\d ms/, "N ms"));
-  assertMatch(trace[0], /^#1 127\.0\.0\.1:\d+ connected, relaying to 127\.0\.0\.1:\d+$/);
-  assertEquals(trace.slice(1), [
-    "#1 +N ms client → server 29 bytes",
-    "  00000000  12 34 56 78 00 00 00 01  00 00 00 0d 89 69 9f 9b  |.4Vx.........i..|",
-    '  00000010  7b 22 6f 70 22 3a 22 6b  65 79 73 22 7d           |{"op":"keys"}|',
-    "#1 +N ms server → client 37 bytes",
-    "  00000000  12 34 56 78 00 00 00 02  00 00 00 15 aa ad fa 6e  |.4Vx...........n|",
-    '  00000010  7b 22 6f 6b 22 3a 74 72  75 65 2c 22 6b 65 79 73  |{"ok":true,"keys|',
-    '  00000020  22 3a 5b 5d 7d                                    |":[]}|',
-    "#1 +N ms client → server FIN: passing on the half-close",
-    "#1 +N ms server → client FIN: passing on the half-close",
-    "#1 closed after N ms",
-    "#1   client → server 29 bytes in 1 write, then FIN",
-    "#1   server → client 37 bytes in 1 write, then FIN",
-  ]);
-});
-
-Deno.test("lesson 19: --split 1 leaves framed lessons correct (05, 07) and breaks lesson 05 --naive", async (t) => {
+test("lesson 19: --split 1 leaves framed lessons correct (05, 07) and breaks lesson 05 --naive", async (t) => {
   await t.step("lesson 05, framed", async () => {
     await using upstream = await LessonServer.start("lesson05-server");
     await using server = await proxy(upstream.port, ["--split", "1", "--quiet"]);
@@ -236,7 +237,7 @@ Deno.test("lesson 19: --split 1 leaves framed lessons correct (05, 07) and break
   });
 });
 
-Deno.test("lesson 19: the proxy works in front of the earlier lessons' servers", async (t) => {
+test("lesson 19: the proxy works in front of the earlier lessons' servers", async (t) => {
   const cases: [string, string[]][] = [
     ["02", ["--message", "through the proxy"]],
     ["07", ["set", "color", "blue"]],
@@ -272,7 +273,7 @@ Deno.test("lesson 19: the proxy works in front of the earlier lessons' servers",
   }
 });
 
-Deno.test("lesson 19: the wire-check client, through the proxy to lesson 08's echo", async () => {
+test("lesson 19: the wire-check client, through the proxy to lesson 08's echo", async () => {
   await using upstream = await LessonServer.start("lesson08-server");
   await using server = await proxy(upstream.port, ["--quiet", "--split", "1000", "--delay", "0"]);
   const client = await runTask("lesson19-client", [
@@ -313,7 +314,7 @@ Deno.test("lesson 19: the wire-check client notices a wrong echo and a short one
   });
 });
 
-Deno.test("lesson 19: --rewrite changes the chat's lines, even when a read cuts a name in two", async () => {
+test("lesson 19: --rewrite changes the chat's lines, even when a read cuts a name in two", async () => {
   await using chat = await LessonServer.start("lesson12-server");
   await using server = await proxy(chat.port, ["--rewrite", "bob=mallory", "--quiet"]);
   const client = await runTask("lesson12-client", [
@@ -347,7 +348,7 @@ Deno.test("lesson 19: --rewrite changes the chat's lines, even when a read cuts 
   }
 });
 
-Deno.test("lesson 19: a slow receiver slows the sender; nothing piles up in the proxy", async () => {
+test("lesson 19: a slow receiver slows the sender; nothing piles up in the proxy", async () => {
   const chunk = randomBytes(64 * 1024);
   const total = 128 * MiB;
   let written = 0;
@@ -387,14 +388,13 @@ Deno.test("lesson 19: a slow receiver slows the sender; nothing piles up in the 
         got += n;
       }
       assertEquals(got, total);
-      console.log(`(sender stalled after ${(stalled / MiB).toFixed(1)} MiB)`);
     } finally {
       closeRaw(conn);
     }
   });
 });
 
-Deno.test("lesson 19: 200 clients at once, each answered by lesson 05 through the proxy", async () => {
+test("lesson 19: 200 clients at once, each answered by lesson 05 through the proxy", async () => {
   await using upstream = await LessonServer.start("lesson05-server");
   await using server = await proxy(upstream.port, ["--quiet"]);
   const conns = await Promise.all(Array.from({ length: 200 }, () => rawConnect(server.port)));
@@ -421,7 +421,7 @@ Deno.test("lesson 19: 200 clients at once, each answered by lesson 05 through th
   assertEquals(shown + counted, 200 * 3);
 });
 
-Deno.test("lesson 19: reads in turns: more busy connections than turns are all relayed, behind silent ones", async () => {
+test("lesson 19: reads in turns: more busy connections than turns are all relayed, behind silent ones", async () => {
   await using upstream = await LessonServer.start("lesson08-server", ["--quiet"]);
   await using server = await proxy(upstream.port, ["--quiet"]);
   const total = READ_TURNS + 50; // each is 2 reads in the proxy: a crowd, over 3 times as many as turns
@@ -449,7 +449,7 @@ Deno.test("lesson 19: reads in turns: more busy connections than turns are all r
   }
 });
 
-Deno.test("lesson 19: upstream refused: the client's connection is closed at once, one log line", async () => {
+test("lesson 19: upstream refused: the client's connection is closed at once, one log line", async () => {
   const port = closedPort();
   await using server = await proxy(port, ["--quiet"]);
   const conn = await rawConnect(server.port);
@@ -480,7 +480,7 @@ Deno.test("lesson 19: upstream refused: the client's connection is closed at onc
   assertEquals(server.stderr, "");
 });
 
-Deno.test("lesson 19: a reset on either side closes both sides at once", async (t) => {
+test("lesson 19: a reset on either side closes both sides at once", async (t) => {
   await t.step("the client resets", async () => {
     let upstreamSaw = "";
     await withUpstream(async (conn) => {
@@ -529,7 +529,7 @@ Deno.test("lesson 19: a reset on either side closes both sides at once", async (
   });
 });
 
-Deno.test("lesson 19: bad --to and --rewrite are one-line usage errors", async () => {
+test("lesson 19: bad --to and --rewrite are one-line usage errors", async () => {
   const bad = await runTask("lesson19-server", ["--to", "localhost"]);
   assertEquals([bad.code, bad.stderr], [
     2,
@@ -579,7 +579,7 @@ Deno.test("lesson 19: in front of lesson 18's TLS server it relays only opaque b
   assert(!trace.includes("pay") && !trace.includes("rewrote"), trace);
 });
 
-Deno.test("lesson 19: a connection with nothing either way for --idle-timeout is closed", async () => {
+test("lesson 19: a connection with nothing either way for --idle-timeout is closed", async () => {
   let upstreamSaw = "";
   await withUpstream(async (conn) => {
     upstreamSaw = decode(await readToEnd(conn, 10_000)); // EOF when the proxy gives up
@@ -601,7 +601,7 @@ Deno.test("lesson 19: a connection with nothing either way for --idle-timeout is
   assertEquals(upstreamSaw, "hi\n");
 });
 
-Deno.test("lesson 19: a slow --split/--delay forward longer than --idle-timeout is not idle", async () => {
+test("lesson 19: a slow --split/--delay forward longer than --idle-timeout is not idle", async () => {
   let upstreamSaw = 0;
   await withUpstream(async (conn) => {
     upstreamSaw = (await readToEnd(conn, 10_000)).length;
@@ -628,4 +628,49 @@ Deno.test("lesson 19: a slow --split/--delay forward longer than --idle-timeout 
     assert(!server.lines.some((l) => l.includes("nothing either way")), server.lines.join("\n"));
   });
   assertEquals(upstreamSaw, 200);
+});
+
+test("lesson 19: with --rewrite, a last line without LF is rewritten and passed on at EOF", async () => {
+  let upstreamSaw = "";
+  await withUpstream(async (conn) => {
+    upstreamSaw = decode(await readToEnd(conn, 5_000)); // only a relayed FIN ends this
+    await writeAll(conn, encode(`got ${upstreamSaw}`));
+    await conn.closeWrite();
+  }, async (port) => {
+    await using server = await proxy(port, ["--rewrite", "bob=mallory", "--quiet"]);
+    const conn = await rawConnect(server.port);
+    try {
+      await writeAll(conn, encode("pay bob")); // no LF: the rewriter holds it until EOF
+      await conn.closeWrite();
+      assertEquals(decode(await readToEnd(conn, 5_000)), "got pay mallory");
+    } finally {
+      closeRaw(conn);
+    }
+  });
+  assertEquals(upstreamSaw, "pay mallory");
+});
+
+test("lesson 19: a client that sends a line bit by bit under --rewrite is not idle", async () => {
+  let upstreamSaw = "";
+  await withUpstream(async (conn) => {
+    upstreamSaw = decode(await readToEnd(conn, 10_000));
+  }, async (port) => {
+    // Nothing is forwarded until the LF (the rewriter holds the line), so only
+    // the reads show that this connection is alive.
+    await using server = await proxy(port, ["--rewrite", "x=y", "--idle-timeout", "1", "--quiet"]);
+    const conn = await rawConnect(server.port);
+    try {
+      for (let i = 0; i < 8; i++) { // 2.4 s in all, never 1 s of silence
+        await writeAll(conn, encode("a"));
+        await sleep(300);
+      }
+      await writeAll(conn, encode("\n"));
+      await conn.closeWrite();
+      assertEquals((await readToEnd(conn, 5_000)).length, 0);
+    } finally {
+      closeRaw(conn);
+    }
+    assert(!server.lines.some((l) => l.includes("nothing either way")), server.lines.join("\n"));
+  });
+  assertEquals(upstreamSaw, "aaaaaaaa\n");
 });

@@ -80,6 +80,41 @@ export const EXERCISES: Exercise[] = [
       "call its end() at EOF (it throws if the text stopped mid-character).",
   },
   {
+    lesson: "04",
+    dir: "04-addresses-and-ports",
+    file: "client.ts",
+    tests: ["lesson04_test.ts"],
+    task: "read the server's one-line answer, then say goodbye in order",
+    proved: "your client reads one line within one deadline, shows it safely, and says " +
+      "goodbye in order: half-close, then the server's EOF, within --timeout too.",
+    hint: "This server does not close after its answer: read one line (readLines, " +
+      "requireNewline) instead of reading until EOF as in lesson 03, print it with " +
+      "terminalSafe, then closeWrite() and wait for the server's EOF, each within --timeout " +
+      "(withDeadline).",
+    hints: [
+      [
+        /a byte every 300 ms/,
+        "A deadline per read is not enough: a server that sends a byte every few seconds never " +
+        'trips it. Take the answer inside withDeadline(conn, timeoutMs, "the server\'s answer", ...).',
+      ],
+      [
+        /without its LF/,
+        "An answer cut short is not an answer: readLines(conn, { ..., requireNewline: true }) " +
+        "throws when the server closes in the middle of a line.",
+      ],
+      [
+        /control codes/,
+        "Text from the network is never shown raw: print `server says: ${terminalSafe(line)}`, " +
+        "so an ESC or a CR shows as \\x1b or \\x0d instead of acting on your terminal.",
+      ],
+      [
+        /never closes/,
+        'The goodbye needs a deadline too: inside withDeadline(conn, timeoutMs, "the server ' +
+        'to close", ...), closeWrite() and then wait for the EOF (lines.next()).',
+      ],
+    ],
+  },
+  {
     lesson: "05",
     dir: "05-line-framing",
     file: "server.ts",
@@ -149,6 +184,59 @@ export const EXERCISES: Exercise[] = [
         /max-connections|busy/,
         "Unbounded everything: a client over --max-connections (limit.tryOpen() says no) gets " +
         '"server busy" and is closed, and counts in stats.turnedAway.',
+      ],
+    ],
+  },
+  {
+    lesson: "09",
+    dir: "09-concurrent-client",
+    file: "client.ts",
+    tests: ["lesson09_test.ts"],
+    task: "whichever task ends first: the server's goodbye, or a time limit",
+    proved: "your client notices the server's goodbye while you still type, and waits at most " +
+      "--timeout for it after your half-close.",
+    hint: "Race the reader and the writer (Promise.race). The reader first: the server closed, " +
+      "say so and Deno.exit(0). The writer first: keep reading, but a timer closes the " +
+      "connection after timeoutMs (a TimeoutError); clear it when reading ends, then print " +
+      "the summary.",
+    hints: [
+      [
+        /stdin is still open/,
+        "One thing at a time: a client that waits for its writer (stdin) before its reader never " +
+        "sees the server's goodbye. Race them; if the reader wins, print the summary and exit " +
+        "with Deno.exit(0).",
+      ],
+      [
+        /at most --timeout/,
+        "Waiting for ever: after the half-close, set a timer that closes the connection after " +
+        "timeoutMs; the pending read then fails, and you throw `timed out after S s waiting for " +
+        "the server to close the connection` (a TimeoutError).",
+      ],
+      [
+        /half-closes at once/,
+        "A timer left running keeps the program alive until it fires: clearTimeout(timer) in a " +
+        "finally once reading has ended, however it ended.",
+      ],
+    ],
+  },
+  {
+    lesson: "10",
+    dir: "10-every-core",
+    file: "server.ts",
+    tests: ["lesson10_test.ts"],
+    task: "the port check, and the workers started one by one",
+    proved: "your server starts its workers on one port, the one --port 0 picked, and " +
+      "refuses a port that another program holds.",
+    hint: "Start the workers one after the other: the first binds --port (0: any free port) and " +
+      "answers with the port it got, and the next ones bind that one (options.port = " +
+      "reply.port). Before that, unless the port is 0, a plain Deno.listen (no reusePort) " +
+      "checks that nobody holds it.",
+    hints: [
+      [
+        /same port/,
+        "Another port owner: with reusePort a second copy of the server joins the first " +
+        "instead of failing. Open the port once with a plain Deno.listen first and close it; " +
+        "if that throws, throw listenError(error, flags.host, flags.port).",
       ],
     ],
   },
@@ -240,6 +328,43 @@ export const EXERCISES: Exercise[] = [
     ],
   },
   {
+    lesson: "15",
+    dir: "15-when-things-fail",
+    file: "client.ts",
+    tests: ["lesson15_test.ts"],
+    task: "after a failure: a new connection, backoff, a retry budget",
+    proved: "your client retries on a new connection, after a doubling pause with jitter, " +
+      "within one budget for the whole run, and replaces an idle connection at once.",
+    hint: "Retrying at once, for ever: after a failure close and forget the connection, then " +
+      "retry only while the run's budget lasts (`no retries left: #N is lost` when it is 0), " +
+      "each time after sleeping backoff(retry) ms; a connection that sat idle and was closed " +
+      "is replaced at once, without using a retry.",
+    hints: [
+      [
+        /pause it announces/,
+        "Retrying at once: sleep the pause you print, `await sleep(wait)` with " +
+        "`wait = backoff(retry)` (retry 0, 1, 2, ... of this request), so the pauses double.",
+      ],
+      [
+        /budget is for the whole run/,
+        "Retrying for ever: `budget` is for the whole run (--retries), not per request: do not " +
+        "reset it; once it is 0, each failed request is lost at once.",
+      ],
+      [
+        /rejects|slow server|flaky|restarts|heartbeat/,
+        "Reusing a connection after an error: half a request or a late answer may still be in " +
+        "it. Close it and set `session = undefined` before anything else, so the retry connects " +
+        "again.",
+      ],
+      [
+        /idle/,
+        "A connection the server closed while it sat idle (`wasIdle`, and EOF, ECONNRESET or " +
+        "EPIPE) is not this request's failure: reconnect at once (retry--, continue), no pause " +
+        "and no retry used.",
+      ],
+    ],
+  },
+  {
     lesson: "16",
     dir: "16-ipv6-and-names",
     file: "eyeballs.ts",
@@ -305,6 +430,48 @@ export const EXERCISES: Exercise[] = [
       [
         /CR LF/,
         'Forgetting the CR: "STARTTLS\\r" is not "STARTTLS". Strip one CR before the LF.',
+      ],
+    ],
+  },
+  {
+    lesson: "19",
+    dir: "19-tracing-proxy",
+    file: "server.ts",
+    tests: ["lesson19_test.ts"],
+    task: "relay one direction: read, trace, forward, pass the FIN on",
+    proved: "your proxy relays every byte both ways with backpressure, passes a half-close " +
+      "on, and closes both sides on a reset.",
+    hint: "A proxy's direction is lesson 02's loop with another destination: read a chunk, " +
+      "note it (and its hex dump), `await forward(chunk)`, read the next; at EOF `await flush()`, " +
+      "then pass the half-close on with to.closeWrite() and let the other direction go on.",
+    hints: [
+      [
+        /half-close/,
+        "Closing both sides at the first EOF: the other side may still be answering. On EOF " +
+        "(read returns null) call to.closeWrite(), never closeBoth, and return: the other " +
+        "direction ends by itself.",
+      ],
+      [
+        /16 MiB|slow receiver/,
+        "Reading without waiting for the write: `await forward(chunk)` before the next read. " +
+        "Without the await the proxy reads on, the reused buffer is overwritten under a write, " +
+        "and a fast sender fills the proxy's memory.",
+      ],
+      [
+        /reset/,
+        "A reset is an error from the read, not an EOF: catch Deno.errors.ConnectionReset " +
+        'around the read, set stats.end = "reset", note("RESET: closing both sides"), ' +
+        "closeBoth(session) and return stats.",
+      ],
+      [
+        /without LF/,
+        "Forgetting what --rewrite holds: a last line with no LF is still in the rewriter at " +
+        "EOF. `await flush()` before passing the FIN on.",
+      ],
+      [
+        /bit by bit/,
+        "A read is activity too: call touch() after each read, or a client whose bytes the " +
+        "rewriter holds (no LF yet) looks idle and is cut off.",
       ],
     ],
   },

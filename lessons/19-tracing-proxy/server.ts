@@ -364,7 +364,8 @@ async function pump(
     const ms = (performance.now() - session.started).toFixed(1);
     if (!options.quiet) peerLog.event(`#${session.id} +${ms} ms ${direction} ${text}`);
   };
-  const forward = async (data: Uint8Array) => {
+  /** Writes all of `data` to `to`: in --split pieces, each after --delay. */
+  const write = async (data: Uint8Array) => {
     stats.bytesOut += data.length;
     const size = options.split ?? data.length;
     for (let i = 0; i < data.length; i += size) {
@@ -376,6 +377,21 @@ async function pump(
       // A write is activity too: a long --split/--delay forward is not idle.
       touch();
     }
+  };
+  /** Forwards one chunk: as it is, or with --rewrite the complete lines in it, rewritten. */
+  const forward = async (chunk: Uint8Array) => {
+    if (!rewriter) return await write(chunk);
+    const [changed, grown] = [rewriter.changed, rewriter.grown];
+    const lines = rewriter.push(chunk);
+    if (rewriter.changed > changed) {
+      const count = plural(rewriter.changed - changed, "line");
+      note(`rewrote ${count} (${signed(rewriter.grown - grown)} bytes)`);
+    }
+    for (const line of lines) await write(line);
+  };
+  /** At EOF: forwards the unfinished line that --rewrite still holds, if any. */
+  const flush = async () => {
+    for (const data of rewriter?.end() ?? []) await write(data);
   };
 
   try {
@@ -400,19 +416,9 @@ async function pump(
       const chunk = buffer.subarray(0, n);
       note(plural(n, "byte"));
       if (!options.quiet) peerLog.event(dump(chunk, options.maxDump));
-      if (!rewriter) {
-        await forward(chunk);
-        continue;
-      }
-      const [changed, grown] = [rewriter.changed, rewriter.grown];
-      const lines = rewriter.push(chunk);
-      if (rewriter.changed > changed) {
-        const count = plural(rewriter.changed - changed, "line");
-        note(`rewrote ${count} (${signed(rewriter.grown - grown)} bytes)`);
-      }
-      for (const line of lines) await forward(line);
+      await forward(chunk);
     }
-    for (const data of rewriter?.end() ?? []) await forward(data);
+    await flush();
     note("FIN: passing on the half-close");
     // If the receiver has gone already, its own direction will say so.
     await to.closeWrite().catch(() => {});
