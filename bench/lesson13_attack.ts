@@ -20,13 +20,57 @@
  *
  * @module
  */
-import { parseArgs } from "@std/cli/parse-args";
+import { parseFlags, runMain, UsageError } from "../lib/mod.ts";
 
-const args = parseArgs(Deno.args, {
-  string: ["repo", "only", "connections", "messages", "mib"],
-  default: { repo: ".", connections: "1500", messages: "10", mib: "60" },
+const parse = () =>
+  parseFlags(Deno.args, {
+    lesson: 13,
+    role: "client",
+    task: "lesson13-attack",
+    hostPort: false,
+    summary: "Lesson 13's page server under two attacks, at full size: " +
+      "hold (1,500 connections under prlimit --nofile=1024), idle (500 idle or slow heads), " +
+      "big (ten 60 MiB WebSocket messages).",
+    flags: {
+      only: { type: "string", description: "run one attack: hold, idle or big", value: "NAME" },
+      repo: {
+        type: "string",
+        description: "the checkout whose lesson13-server is attacked (before/after)",
+        default: ".",
+        value: "DIR",
+      },
+      connections: {
+        type: "number",
+        description: "hold: connections held open",
+        default: 1500,
+        min: 1,
+        value: "N",
+      },
+      messages: {
+        type: "number",
+        description: "big: WebSocket messages at once",
+        default: 10,
+        min: 1,
+        value: "N",
+      },
+      mib: {
+        type: "number",
+        description: "big: the size of each message",
+        default: 60,
+        min: 1,
+        value: "MIB",
+      },
+    },
+  });
+let args!: ReturnType<typeof parse>;
+// A bad flag is one line and exit 2 (runMain), not a stack trace.
+await runMain(() => {
+  args = parse();
+  if (args.only !== undefined && !["hold", "idle", "big"].includes(args.only)) {
+    throw new UsageError(`--only must be hold, idle or big, got "${args.only}"`);
+  }
 });
-const repo = args.repo as string;
+const repo = args.repo;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -154,7 +198,7 @@ async function pageAndChat(port: number): Promise<string> {
 }
 
 async function hold(): Promise<void> {
-  const count = Number(args.connections);
+  const count = args.connections;
   console.log(`# hold: ${count} connections to the page port, server under prlimit --nofile=1024`);
   const server = new Server(1024);
   try {
@@ -234,8 +278,8 @@ async function idle(): Promise<void> {
 }
 
 async function big(): Promise<void> {
-  const count = Number(args.messages);
-  const mib = Number(args.mib);
+  const count = args.messages;
+  const mib = args.mib;
   console.log(`# big: ${count} WebSockets each send one ${mib} MiB text message at once`);
   const server = new Server();
   try {
