@@ -222,8 +222,8 @@ export const MUTANTS: Mutant[] = [
     pitfall: 1,
     bug: "no connection limit",
     only: "max-connections",
-    from: "if (!limit.tryOpen()) {",
-    to: "if (!limit.tryOpen() && false) {",
+    from: "if (!await limit.acquire()) {",
+    to: "if (!await limit.acquire() && false) {",
   },
   {
     lesson: "09",
@@ -316,8 +316,8 @@ export const MUTANTS: Mutant[] = [
     lesson: "12",
     pitfall: 2,
     bug: "a line sent after close is queued",
-    from: "  send(line: string): boolean {\n    if (this.#closing) return true;\n",
-    to: "  send(line: string): boolean {\n",
+    from: "  send(line: string | Uint8Array): boolean {\n    if (this.#closing) return true;\n",
+    to: "  send(line: string | Uint8Array): boolean {\n",
   },
   {
     lesson: "14",

@@ -158,17 +158,20 @@ Deno.test("exercise NN --reset: the file as shipped, after a y/N question or wit
 
 Deno.test("exercises --verify: each exercise in order, stopping at the first that fails", async () => {
   await inCourseCopy(async (copy) => {
-    // Exercise 02 solved (the lesson's file), 03 untouched.
-    Deno.copyFileSync(`${copy}/lessons/02-echo/server.ts`, `${copy}/exercises/02-echo/server.ts`);
+    // Exercises 01 and 02 solved (the lessons' files), 03 untouched.
+    for (const dir of ["01-first-connection", "02-echo"]) {
+      Deno.copyFileSync(`${copy}/lessons/${dir}/server.ts`, `${copy}/exercises/${dir}/server.ts`);
+    }
     const result = await runIn(copy, "exercises", ["--verify"]);
     assertEquals([result.code, result.stderr], [1, ""], result.stdout);
     const lines = result.stdout.split("\n");
-    assertEquals(lines[0], `02  passes: ${findExercise("02")!.proved}`);
-    assertEquals(lines[1], `03  does not pass yet: ${findExercise("03")!.task}`);
+    assertEquals(lines[0], `01  passes: ${findExercise("01")!.proved}`);
+    assertEquals(lines[1], `02  passes: ${findExercise("02")!.proved}`);
+    assertEquals(lines[2], `03  does not pass yet: ${findExercise("03")!.task}`);
     assertStringIncludes(result.stdout, "\nThe check that failed: lesson 03: ");
     assertStringIncludes(
       result.stdout,
-      `\n1 of ${EXERCISES.length} exercises pass; exercise 03 is next.\n` +
+      `\n2 of ${EXERCISES.length} exercises pass; exercise 03 is next.\n` +
         "Next step: write the TODO(exercise) part of exercises/03-capitalize/server.ts, then run " +
         "deno task exercise 03 --watch (and --hint if you are stuck).\n",
     );

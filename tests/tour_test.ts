@@ -34,6 +34,6 @@ Deno.test("the tour: an unknown lesson number is a one-line usage error", async 
   assertEquals([result.code, result.stdout, result.stderr], [
     2,
     "",
-    "no lesson 99: give two-digit lesson numbers, e.g. 05\n",
+    "no lesson 99: give two-digit lesson numbers, e.g. 05 (see --help)\n",
   ]);
 });
