@@ -46,6 +46,13 @@ const frameReader = (littleEndian: boolean) =>
       }
     })()`;
 
+/** Lesson 20's claim in Redis: one SET with NX and PX, through #ask. */
+const SET_NX = `        const reply = await this.#ask(this.#redis.set(NAME_PREFIX + name, this.id, {
+          NX: true,
+          PX: this.#options.expiryMs,
+        }));
+        if (reply === null) return false; // another server has it`;
+
 export const MUTANTS: Mutant[] = [
   {
     lesson: "02",
@@ -528,6 +535,61 @@ export const MUTANTS: Mutant[] = [
     from: '.replace(/\\r$/, "")',
     to: "",
     only: "CR LF",
+  },
+  {
+    lesson: "20",
+    pitfall: 0,
+    bug: "a GET, then a SET: two servers both find the name free",
+    only: "one name",
+    from: SET_NX,
+    to: `        const holder = await this.#ask(this.#redis.get(NAME_PREFIX + name));
+        if (holder !== null) return false;
+        await this.#ask(this.#redis.set(NAME_PREFIX + name, this.id, { PX: this.#options.expiryMs }));`,
+  },
+  {
+    lesson: "20",
+    pitfall: 1,
+    bug: "a SET without NX: the last server to ask wins",
+    only: "one name",
+    from: "          NX: true,\n          PX: this.#options.expiryMs,",
+    to: "          PX: this.#options.expiryMs,",
+  },
+  {
+    lesson: "20",
+    pitfall: 2,
+    bug: "`ok name` before the joined PUBLISH went out",
+    only: "once the other servers know",
+    from: '    await this.#publish("joined", name);\n    return true;',
+    to: '    this.#publish("joined", name);\n    return true;',
+  },
+  {
+    lesson: "20",
+    pitfall: 3,
+    bug: "no second look after the wait: a name for a user who is gone",
+    only: "cut off while",
+    from: "    if (session.ended || super.has(name)) {",
+    to: "    if (super.has(name)) {",
+  },
+  {
+    lesson: "20",
+    pitfall: 4,
+    bug: "waiting for Redis without a deadline",
+    only: "frozen",
+    from: SET_NX,
+    to: `        const reply = await this.#redis.set(NAME_PREFIX + name, this.id, {
+          NX: true,
+          PX: this.#options.expiryMs,
+        });
+        if (reply === null) return false; // another server has it`,
+  },
+  {
+    lesson: "20",
+    pitfall: 4,
+    bug: "a Redis failure not caught: the claim throws",
+    only: "frozen",
+    from:
+      "      } catch (error) {\n        this.#away(error); // then the name is only checked here, like lesson 12\n      }",
+    to: "      } finally {\n        // nothing\n      }",
   },
   {
     lesson: "21",

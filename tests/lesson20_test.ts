@@ -13,6 +13,7 @@ import { LineDecoder } from "../lib/lines.ts";
 import { ChildProgram, startRedis } from "../lessons/20-redis-chat/cluster.ts";
 import { closedPort, closeRaw, encode, LessonServer, rawConnect, runTask } from "./_helpers.ts";
 import { RedisChatServers, skipWithoutRedis } from "./_redis.ts";
+import { test } from "./_checks.ts";
 
 const ignore = await skipWithoutRedis("lesson 20 tests");
 
@@ -92,10 +93,9 @@ class Cluster extends RedisChatServers {
   }
 }
 
-Deno.test({
-  name: "lesson 20: two servers are one chat: messages both ways, /users, names unique",
-  ignore,
-  async fn() {
+test(
+  "lesson 20: two servers are one chat: messages both ways, /users, names unique",
+  async () => {
     await using cluster = await Cluster.start(2);
     const [a, b] = cluster.servers;
     const alice = await cluster.user(a, "alice");
@@ -150,12 +150,91 @@ Deno.test({
     assertEquals(await other.ask("/to bob again"), "ok sent bob");
     assertEquals(await bob2.next(), "from carol again");
   },
-});
+  { ignore },
+);
 
-Deno.test({
-  name: "lesson 20: a server killed with SIGKILL: its users are 'left' within the expiry",
-  ignore,
-  async fn() {
+/** A lesson 20 server whose way to Redis goes through lesson 19's proxy, `delayMs` each piece. */
+async function slowServer(cluster: Cluster, delayMs: number): Promise<LessonServer> {
+  const proxy = await LessonServer.start("lesson19-server", [
+    "--to",
+    `127.0.0.1:${cluster.redis.port}`,
+    "--delay",
+    String(delayMs),
+    "--quiet",
+  ]);
+  cluster.servers.push(proxy); // stopped at the end with the others
+  const server = await LessonServer.start("lesson20-server", [
+    "--redis",
+    `redis://127.0.0.1:${proxy.port}`,
+  ]);
+  cluster.servers.push(server);
+  assert(await server.waitForLine(/^redis: connected to /, 20_000), server.lines.join("\n"));
+  return server;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test(
+  "lesson 20: a server with a slow way to Redis: Redis decides a name, the others know it first",
+  async (t) => {
+    await using cluster = await Cluster.start(1);
+    const [fast] = cluster.servers;
+    // Every piece between this server and Redis is held 500 ms each way.
+    const slow = await slowServer(cluster, 500);
+
+    await t.step("two servers, one name: one command in Redis gives it once", async () => {
+      const [onSlow, onFast] = [await cluster.user(slow), await cluster.user(fast)];
+      // The slow server's command reaches Redis after 500 ms, its answer comes back after
+      // 1,000. The fast server is asked in the middle, at 1,000 ms: a GET then a SET (or a
+      // SET without NX) would find the name free on both, and both would answer ok.
+      const first = onSlow.ask("/name zed", 10_000);
+      await sleep(1_000);
+      assertEquals(await onFast.ask("/name zed"), "error name-taken zed is taken");
+      assertEquals(await first, "ok name zed");
+    });
+
+    await t.step("`ok name` once the other servers know the name", async () => {
+      const alice = await cluster.user(fast, "alice");
+      await cluster.user(slow, "bob"); // SET, then PUBLISH of joined: 2 s through the proxy
+      // At once: alice's server has heard of bob, so a message to him is taken.
+      await alice.send("/to bob are you there?");
+      assertEquals([await alice.next(), await alice.next()], ["joined bob", "ok sent bob"]);
+    });
+  },
+  { ignore },
+);
+
+test(
+  "lesson 20: a user cut off while Redis decides their /name leaves no name behind",
+  async () => {
+    // --idle-timeout 1: a user who sends nothing for 1 s is told bye and closed.
+    await using cluster = await Cluster.start(1, ["--idle-timeout", "1", "--expiry", "20"]);
+    const [a] = cluster.servers;
+    const ghost = await cluster.user(a);
+    // Redis answers nothing now: the claim waits for its 2 s deadline, and the user is
+    // cut off as idle meanwhile (after 1 s).
+    cluster.redis.process.signal("SIGSTOP");
+    try {
+      const asked = Date.now();
+      await ghost.send("/name ghost");
+      assertEquals(await ghost.next(5_000), "bye");
+      assertEquals(await ghost.next(5_000), null);
+      assert(await a.waitForLine(/^redis: lost /, 5_000), a.lines.join("\n"));
+      await sleep(Math.max(0, asked + 3_000 - Date.now())); // past the claim's deadline
+      // The name was never given to a user who is gone: anyone may take it.
+      const other = await cluster.user(a);
+      assertEquals(await other.ask("/name ghost"), "ok name ghost");
+      assertEquals(await other.ask("/users"), "users 1 ghost");
+    } finally {
+      cluster.redis.process.signal("SIGCONT");
+    }
+  },
+  { ignore },
+);
+
+test(
+  "lesson 20: a server killed with SIGKILL: its users are 'left' within the expiry",
+  async () => {
     // --expiry 1.5: names refreshed every 0.5 s; a dead server's expire within 2 s.
     await using cluster = await Cluster.start(2, ["--expiry", "1.5"]);
     const [a, b] = cluster.servers;
@@ -177,12 +256,12 @@ Deno.test({
     assertEquals(await alice.next(), "joined bob");
     await cluster.user(a, "carol");
   },
-});
+  { ignore },
+);
 
-Deno.test({
-  name: "lesson 20: Redis stopped: local chat goes on; restarted: the shared view comes back",
-  ignore,
-  async fn() {
+test(
+  "lesson 20: Redis stopped: local chat goes on; restarted: the shared view comes back",
+  async () => {
     await using cluster = await Cluster.start(2, ["--expiry", "1.5"]);
     const [a, b] = cluster.servers;
     const alice = await cluster.user(a, "alice");
@@ -232,7 +311,8 @@ Deno.test({
       assertEquals(server.lines.filter((line) => line.startsWith("redis: lost")).length, 1);
     }
   },
-});
+  { ignore },
+);
 
 Deno.test({
   name: "lesson 20: a slow network to Redis: slower answers; too slow: the server goes on alone",
@@ -289,10 +369,9 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "lesson 20: lesson 12's terminal client, unchanged, against two lesson 20 servers",
-  ignore,
-  async fn() {
+test(
+  "lesson 20: lesson 12's terminal client, unchanged, against two lesson 20 servers",
+  async () => {
     await using cluster = await Cluster.start(2);
     const [a, b] = cluster.servers;
     const bob = await cluster.user(b, "bob");
@@ -317,7 +396,8 @@ Deno.test({
       "* you are erin: /help lists the commands\n* here (2): bob, erin\n* bye\n",
     ]);
   },
-});
+  { ignore },
+);
 
 Deno.test({
   name: "lesson 20: junk on the Redis channels does not hurt the chat",
@@ -417,10 +497,9 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "lesson 20: Redis frozen (SIGSTOP): /name is answered, the server goes on alone and stops",
-  ignore,
-  async fn() {
+test(
+  "lesson 20: Redis frozen (SIGSTOP): /name is answered, the server goes on alone and stops",
+  async () => {
     await using cluster = await Cluster.start(1);
     const [a] = cluster.servers;
     const alice = await cluster.user(a, "alice");
@@ -447,7 +526,8 @@ Deno.test({
       cluster.redis.process.signal("SIGCONT");
     }
   },
-});
+  { ignore },
+);
 
 Deno.test("lesson 20: a malformed --redis URL is a usage error, before listening", async () => {
   for (const url of ["redis://127.0.0.1:99999", "redis://[bad", "http://127.0.0.1:6379"]) {
@@ -493,10 +573,9 @@ Deno.test("lesson 20: a Redis host outside the task's --allow-net is named in on
   );
 });
 
-Deno.test({
-  name: "lesson 20: at start, a server connects to Redis before it listens: one alice, not two",
-  ignore,
-  async fn() {
+test(
+  "lesson 20: at start, a server connects to Redis before it listens: one alice, not two",
+  async () => {
     await using cluster = await Cluster.start(0);
     // Both servers at once; the moment each prints `listening on`, alice asks it for her name.
     const ask = async () => {
@@ -522,7 +601,8 @@ Deno.test({
       assertMatch(server.lines.slice(0, 2).join("\n"), /^listening on .*\nredis: connected to /);
     }
   },
-});
+  { ignore },
+);
 
 Deno.test({
   name: "lesson 20: a client renaming itself on A for 5 s cuts off none of B's users who read",
@@ -644,10 +724,9 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "lesson 20: a /name while the room is still setting up with Redis is decided in Redis",
-  ignore,
-  async fn() {
+test(
+  "lesson 20: a /name while the room is still setting up with Redis is decided in Redis",
+  async () => {
     await using cluster = await Cluster.start(1);
     await cluster.user(cluster.servers[0], "alice");
     // A slow way to Redis (lesson 19's proxy, every piece held 500 ms): setting up takes
@@ -672,4 +751,5 @@ Deno.test({
     assert(await a.waitForLine(/^redis: connected to /), a.lines.join("\n"));
     assertEquals(a.lines.filter((line) => line.startsWith("redis: cannot reach")), []);
   },
-});
+  { ignore },
+);

@@ -476,6 +476,44 @@ export const EXERCISES: Exercise[] = [
     ],
   },
   {
+    lesson: "20",
+    dir: "20-redis-chat",
+    file: "shared_room.ts",
+    tests: ["lesson20_test.ts"],
+    task: "claim a name in Redis for every server at once",
+    proved: "your claim lets Redis give each name once, across servers, and never leaves a " +
+      "name to a user who is gone or announces it late.",
+    hint: "A name is decided in Redis, not here: refuse what this.has(name) knows, then one " +
+      "SET with NX and PX through this.#ask; after the wait look again (session.ended, " +
+      "super.has), then super.claim and await the joined #publish before answering true.",
+    hints: [
+      [
+        /one name/,
+        "Asking Redis, then deciding: with a GET then a SET, or a SET without NX, two servers " +
+        "both find the name free. One command decides: this.#redis.set(key, this.id, " +
+        "{ NX: true, PX: expiry }) answers null if another server has it.",
+      ],
+      [
+        /ok name/,
+        "Answering before the others know: `ok name` goes out when claim returns, so await " +
+        'this.#publish("joined", name) first; otherwise a message to the new name from ' +
+        "another server can still get error no-such-user.",
+      ],
+      [
+        /cut off while/,
+        "The user may be gone when Redis answers (cut off, idle, the server stopping): after the " +
+        "wait, if session.ended (or someone here took the name), this.#dropName(name) and " +
+        "refuse. Otherwise the name belongs to nobody, for ever.",
+      ],
+      [
+        /frozen/,
+        "Waiting forever on the broker: wrap every Redis call in this.#ask (a 2 s deadline) and " +
+        "catch its failure with this.#away(error); then the name is decided on this server " +
+        "alone, like lesson 12.",
+      ],
+    ],
+  },
+  {
     lesson: "21",
     dir: "21-http",
     file: "request.ts",
