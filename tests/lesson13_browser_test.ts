@@ -9,8 +9,9 @@
  * except in CI (CI=true), where it must run.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import type { Browser, Page } from "puppeteer-core";
 import { taskArgs } from "../tools/lesson_process.ts";
+import { ARTIFACTS, launchChromium, newProfile, skipWithoutChromium } from "./_chromium.ts";
 import { LessonServer } from "./_helpers.ts";
 import { RawServer } from "./_raw_server.ts";
 
@@ -27,39 +28,7 @@ interface PageElement {
   querySelector(selector: string): PageElement | null;
 }
 
-const CHROMIUM = "/usr/bin/chromium";
-const ARTIFACTS = new URL("./artifacts/", import.meta.url);
-const inCI = Deno.env.get("CI") === "true";
-const hasChromium = await Deno.stat(CHROMIUM).then(() => true, (error) => {
-  if (error instanceof Deno.errors.NotFound) return false;
-  throw error; // e.g. no permission to look: that is a broken setup, not a missing browser
-});
-if (!hasChromium && !inCI) {
-  console.log(
-    `lesson 13 browser test skipped: no Chromium at ${CHROMIUM}. ` +
-      "Install it with: sudo apt-get install chromium",
-  );
-}
-
-/** The options the issue asks for: a fresh profile, and nothing that talks to the internet. */
-async function launch(profile: string): Promise<Browser> {
-  return await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    userDataDir: profile,
-    pipe: true, // DevTools over a pipe, not a TCP port
-    args: [
-      "--headless=new",
-      "--no-sandbox", // Chromium as root (CI) needs it
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-}
+const skip = skipWithoutChromium("lesson 13 browser test");
 
 /** lesson13-client running with its standard input open, typed into line by line. */
 class TerminalUser {
@@ -183,15 +152,11 @@ const textOf = (page: Page, selector: string) =>
 
 Deno.test({
   name: "lesson 13: two browser tabs and a terminal chat together",
-  ignore: !hasChromium && !inCI,
+  ignore: skip,
 }, async () => {
-  if (!hasChromium) {
-    throw new Error(`CI=true but no Chromium at ${CHROMIUM}: apt-get install chromium`);
-  }
-  await Deno.mkdir(ARTIFACTS, { recursive: true });
-  const profile = await Deno.makeTempDir({ dir: ARTIFACTS.pathname, prefix: "chromium-profile-" });
+  const profile = await newProfile();
   let server = await LessonServer.start("lesson13-server");
-  const browser = await launch(profile);
+  const browser = await launchChromium(profile);
   let carol: TerminalUser | undefined;
   // A foreign site, for the Origin check: any page that is not the chat's own.
   const foreign = Deno.serve(
@@ -368,13 +333,9 @@ Deno.test({
 
 Deno.test({
   name: "lesson 13: after a descriptor exhaustion (prlimit), a browser loads the page and chats",
-  ignore: !hasChromium && !inCI,
+  ignore: skip,
 }, async () => {
-  if (!hasChromium) {
-    throw new Error(`CI=true but no Chromium at ${CHROMIUM}: apt-get install chromium`);
-  }
-  await Deno.mkdir(ARTIFACTS, { recursive: true });
-  const profile = await Deno.makeTempDir({ dir: ARTIFACTS.pathname, prefix: "chromium-profile-" });
+  const profile = await newProfile();
   // Issue 17's attack, scaled down: 150 connections held on the page port of
   // a server that may open 96 files. The old server (Deno.serve) died of it.
   await using server = await RawServer.start("lesson13-server", [], { nofile: 96 });
@@ -393,7 +354,7 @@ Deno.test({
     for (const conn of conns) conn.close();
     conns.length = 0;
 
-    browser = await launch(profile);
+    browser = await launchChromium(profile);
     const tab = async (name: string) => {
       const context = await browser!.createBrowserContext();
       const page = await context.newPage();

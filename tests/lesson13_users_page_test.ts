@@ -5,9 +5,15 @@
  * lesson13_browser_test.ts (skipped without it, except in CI).
  */
 import { assert, assertEquals } from "@std/assert";
-import puppeteer from "puppeteer-core";
 import { readWithTimeout, writeAll } from "../lib/io.ts";
 import { LineDecoder } from "../lib/lines.ts";
+import {
+  ARTIFACTS,
+  launchChromium,
+  needChromium,
+  newProfile,
+  skipWithoutChromium,
+} from "./_chromium.ts";
 import { closeRaw, encode, LessonServer, rawConnect } from "./_helpers.ts";
 
 /** The page's `document`, as far as the callbacks below use it (they run in the browser). */
@@ -16,19 +22,13 @@ declare const document: {
   querySelectorAll(selector: string): { length: number };
 };
 
-const CHROMIUM = "/usr/bin/chromium";
-const ARTIFACTS = new URL("./artifacts/", import.meta.url);
-const inCI = Deno.env.get("CI") === "true";
-const hasChromium = await Deno.stat(CHROMIUM).then(() => true, (error) => {
-  if (error instanceof Deno.errors.NotFound) return false;
-  throw error;
-});
+const skip = skipWithoutChromium("lesson 13 users page test");
 
 Deno.test({
   name: "lesson 13: the page shows a room of 151 a page at a time, with the total",
-  ignore: !hasChromium && !inCI,
+  ignore: skip,
 }, async () => {
-  if (!hasChromium) throw new Error(`CI=true but no Chromium at ${CHROMIUM}`);
+  needChromium();
   await using server = await LessonServer.start("lesson13-server");
   assert(await server.waitForLine(/^page at http:\/\/127\.0\.0\.1:\d+\/$/));
   const url = server.lines.find((line) => line.startsWith("page at "))!.slice(8);
@@ -37,15 +37,8 @@ Deno.test({
   const names = Array.from({ length: 150 }, (_, i) => `p${String(i).padStart(3, "0")}`);
   const conns: Deno.TcpConn[] = [];
   const draining: Promise<void>[] = [];
-  await Deno.mkdir(ARTIFACTS, { recursive: true });
-  const profile = await Deno.makeTempDir({ dir: ARTIFACTS.pathname, prefix: "chromium-profile-" });
-  const browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    userDataDir: profile,
-    pipe: true,
-    args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run"],
-  });
+  const profile = await newProfile();
+  const browser = await launchChromium(profile);
   try {
     for (const name of names) {
       const conn = await rawConnect(server.port);

@@ -5,7 +5,7 @@
  * when it is missing (outside CI).
  */
 import { assert, assertEquals } from "@std/assert";
-import puppeteer from "puppeteer-core";
+import { ARTIFACTS, launchChromium, newProfile, skipWithoutChromium } from "./_chromium.ts";
 import { LessonServer } from "./_helpers.ts";
 
 /** Just what this test touches of the page's DOM (the test has no DOM types). */
@@ -18,46 +18,15 @@ interface Element {
   textContent: string | null;
 }
 
-const CHROMIUM = "/usr/bin/chromium";
-const ARTIFACTS = new URL("./artifacts/", import.meta.url);
-const inCI = Deno.env.get("CI") === "true";
-const hasChromium = await Deno.stat(CHROMIUM).then(() => true, (error) => {
-  if (error instanceof Deno.errors.NotFound) return false;
-  throw error;
-});
-if (!hasChromium && !inCI) {
-  console.log(
-    `lesson 21 browser test skipped: no Chromium at ${CHROMIUM}. ` +
-      "Install it with: sudo apt-get install chromium",
-  );
-}
+const skip = skipWithoutChromium("lesson 21 browser test");
 
 Deno.test({
   name: "lesson 21: Chromium loads the page, its stylesheet and its picture from the server",
-  ignore: !hasChromium && !inCI,
+  ignore: skip,
 }, async () => {
-  if (!hasChromium) {
-    throw new Error(`CI=true but no Chromium at ${CHROMIUM}: apt-get install chromium`);
-  }
-  await Deno.mkdir(ARTIFACTS, { recursive: true });
-  const profile = await Deno.makeTempDir({ dir: ARTIFACTS.pathname, prefix: "chromium-profile-" });
+  const profile = await newProfile();
   await using server = await LessonServer.start("lesson21-server");
-  const browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    userDataDir: profile,
-    pipe: true, // DevTools over a pipe, not a TCP port
-    args: [
-      "--headless=new",
-      "--no-sandbox", // Chromium as root (CI) needs it
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  const browser = await launchChromium(profile);
   try {
     const page = await browser.newPage();
     page.setDefaultTimeout(10_000);
